@@ -1,0 +1,182 @@
+/* spindle: a coroutine runtime for high-concurrency servers.
+ *
+ * Conventions (see DESIGN.md):
+ *  - Calls that mirror a system call return -1 and set errno; the others
+ *    return 0 or a negative errno value, or NULL with errno set.
+ *  - Deadlines are absolute CLOCK_MONOTONIC nanoseconds; -1 means none.
+ *  - "May park" means the calling coroutine can be suspended, letting others
+ *    on its thread run; on a plain thread outside any coroutine it parks the
+ *    thread's root context the same way.
+ */
+#ifndef SPINDLE_H
+#define SPINDLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Stacks ----------------------------------------------------------- */
+
+typedef enum sp_stack_kind {
+    SP_STACK_DEFAULT = 0, /* the runtime default (sp_runtime_config) */
+    /* mmap'd stack of a fixed size with a guard page below it, carved from a
+     * large slab and pooled.  Cost: 2 kernel mappings while guarded (the guard
+     * splits the slab), 0 extra once the guard budget is spent (see below). */
+    SP_STACK_FIXED,
+    /* A large lazy reservation (default 1 MiB) that the kernel commits page by
+     * page; when the stack goes back to the pool everything below its top
+     * SP_STACK_VIRTUAL_KEEP bytes is returned with madvise(MADV_DONTNEED), so
+     * one deep call does not pin memory forever.  Mappings: as SP_STACK_FIXED. */
+    SP_STACK_VIRTUAL,
+    /* One run stack per thread (guarded).  A suspended coroutine's live frames
+     * are copied out to a buffer sized to what it used and copied back when it
+     * next runs; the copy is lazy (only when another shared-stack coroutine
+     * needs the run stack).  Costs no mapping per coroutine: the way to a
+     * million coroutines.  CONSEQUENCE: while a shared-stack coroutine is
+     * suspended, pointers into its stack are NOT valid (the run stack holds
+     * another coroutine's frames); never hand another coroutine the address of
+     * a local variable that it may use while the owner is parked.  spindle's
+     * own primitives keep all waiting state in the coroutine object. */
+    SP_STACK_SHARED,
+} sp_stack_kind;
+
+/* Guard pages cost kernel mappings (vm.max_map_count, 65530 by default): each
+ * guarded stack splits its slab into two mappings.  spindle guards stacks
+ * while the process stays under a budget of 3/8 of max_map_count guards and
+ * then carves further stacks unguarded, checking a canary at the bottom of the
+ * stack each time the coroutine is suspended (an overflow is then caught at
+ * the next suspend instead of at the faulting instruction).  Both cases end
+ * the process with a message naming the coroutine; neither is silent. */
+#define SP_STACK_FIXED_SIZE   (64u * 1024)   /* printf, getaddrinfo, the HTTP parser */
+#define SP_STACK_VIRTUAL_SIZE (1024u * 1024) /* deep recursion, lazily committed */
+#define SP_STACK_VIRTUAL_KEEP (16u * 1024)   /* kept committed when pooled */
+#define SP_STACK_SHARED_SIZE  (256u * 1024)  /* the per-thread run stack */
+
+typedef struct sp_stack_stats {
+    uint64_t guarded;   /* stacks currently carrying a guard page */
+    uint64_t unguarded; /* stacks carved without one (canary checked) */
+    uint64_t guard_budget;
+    uint64_t mapped_bytes; /* address space reserved for stacks */
+} sp_stack_stats;
+
+/* Process-wide stack counters; cheap, for tools and tests. */
+void sp_stack_stats_get(sp_stack_stats *out);
+
+/* ---- Coroutines ------------------------------------------------------- */
+
+typedef struct sp_co sp_co;
+typedef void *(*sp_co_fn)(void *arg);
+
+typedef struct sp_co_attr {
+    sp_stack_kind stack;  /* SP_STACK_DEFAULT: the runtime's default */
+    size_t stack_size;    /* 0: the kind's default; rounded up to pages */
+    const char *name;     /* kept by pointer: must outlive the coroutine */
+    unsigned detached : 1;  /* no join: resources go back when it ends */
+    unsigned suspended : 1; /* start suspended: first run by sp_resume */
+} sp_co_attr;
+
+/* Creates a coroutine running fn(arg) and makes it ready to run on the
+ * calling thread (unless attr->suspended).  attr may be NULL.  Returns the
+ * handle, or NULL with errno ENOMEM (no memory or mappings for a stack) or
+ * EINVAL (bad attribute).  Does not park. */
+sp_co *sp_spawn(sp_co_fn fn, void *arg, const sp_co_attr *attr);
+
+/* Waits until co has finished, stores its result (what fn returned or what it
+ * passed to sp_exit) in *result if result is not NULL, and releases co.
+ * Each joinable coroutine is joined exactly once.  Returns 0, or -1 with
+ * errno EINVAL (co detached or already joined), EDEADLK (co is the caller) or
+ * EBUSY (co is inside an sp_resume: join it once it suspends).  May park. */
+int sp_join(sp_co *co, void **result);
+
+/* Lets co release its resources by itself when it finishes.  Returns 0, or -1
+ * with errno EINVAL if co is already detached or joined. */
+int sp_detach(sp_co *co);
+
+/* The running coroutine; on a thread outside any spawned coroutine, the
+ * thread's root coroutine (id 0, name "main"). Never NULL. */
+sp_co *sp_self(void);
+
+uint64_t sp_co_id(const sp_co *co);       /* unique in the process, > 0 */
+const char *sp_co_name(const sp_co *co);  /* "" when none was given */
+
+/* Ends the calling coroutine with result, as if fn had returned it.  Calling
+ * it from a root coroutine aborts with a message.  Does not return. */
+void sp_exit(void *result) __attribute__((noreturn));
+
+/* Round-robin: moves the caller to the tail of its thread's run queue and runs
+ * the coroutine at the head.  Returns at once when no other is ready. */
+void sp_yield(void);
+
+/* Symmetric transfer: hands the CPU straight to co, which must be ready on the
+ * caller's thread; the caller stays ready (tail of the run queue).  Returns 0
+ * when the caller runs again, or -1 with errno EINVAL if co is the caller, has
+ * finished, or is not ready (parked, suspended, on another thread). */
+int sp_yield_to(sp_co *co);
+
+/* Asymmetric pair: sp_resume runs co (ready, or suspended by sp_suspend or by
+ * attr.suspended) until co calls sp_suspend or finishes.  Returns 0 if co
+ * suspended, 1 if it finished (join it for its result), or -1 with errno
+ * EINVAL if co cannot be resumed.  Parks the caller meanwhile. */
+int sp_resume(sp_co *co);
+/* Returns control to the coroutine that resumed the caller; the caller stays
+ * suspended (not ready) until resumed again.  Returns -1 with errno EINVAL if
+ * the caller was not entered by sp_resume. */
+int sp_suspend(void);
+
+/* ---- Runtime configuration ------------------------------------------- */
+
+typedef enum sp_ctx_kind {
+    SP_CTX_ASM = 0,   /* hand-written assembly (default) */
+    SP_CTX_UCONTEXT,  /* glibc makecontext/swapcontext: saves the signal mask */
+    SP_CTX_SJLJ,      /* _setjmp/_longjmp after one entry through ucontext */
+} sp_ctx_kind;
+
+typedef enum sp_switch_mode {
+    SP_SWITCH_DIRECT = 0, /* A -> B: the yielding coroutine switches to the next */
+    SP_SWITCH_STAR,       /* A -> scheduler -> B, as a central loop would */
+} sp_switch_mode;
+
+typedef struct sp_config {
+    int workers;              /* threads for sp_run; 0: the CPUs we may use */
+    sp_ctx_kind ctx;
+    sp_switch_mode switch_mode;
+    sp_stack_kind stack;      /* default stack kind for spawns */
+    size_t stack_size;        /* 0: the kind's default */
+    /* The asm switch preserves each coroutine's MXCSR and x87 control words
+     * (rounding, exception masks, FTZ/DAZ), which the ABI makes callee-saved:
+     * two coroutines may run in different rounding modes.  That costs about
+     * 3 ns a switch on Zen 4 (stmxcsr).  A program whose coroutines never
+     * change the floating-point control may set fpenv_shared = 1: all of a
+     * thread's coroutines then share the thread's control words, and a
+     * change made in one is seen by all.  SPINDLE_FPENV=shared sets it. */
+    int fpenv_shared;
+} sp_config;
+
+/* Fills cfg with the defaults (asm switch, direct mode, fixed stacks), then
+ * applies SPINDLE_CTX (asm|ucontext|sjlj), SPINDLE_STACK (fixed|virtual|
+ * shared), SPINDLE_SWITCH (direct|star) and SPINDLE_FPENV (coroutine|
+ * shared) from the environment, so a whole
+ * test suite can run against another backend.  Returns 0, or -EINVAL if one
+ * of those variables has an unknown value. */
+int sp_config_init(sp_config *cfg);
+
+/* Configures the calling thread's scheduler before its first coroutine call.
+ * Returns 0, -EBUSY if the thread's scheduler already runs, or -EINVAL. A
+ * thread that never calls it gets sp_config_init's defaults on first use. */
+int sp_thread_init(const sp_config *cfg);
+
+/* Runs main_fn(arg) as a coroutine under cfg (NULL: defaults), drives the
+ * scheduler until main_fn and every coroutine it left behind have finished,
+ * and stores main_fn's result in *result.  Returns 0 or a negative errno. */
+int sp_run(const sp_config *cfg, sp_co_fn main_fn, void *arg, void **result);
+
+const char *sp_ctx_name(sp_ctx_kind k);
+const char *sp_stack_name(sp_stack_kind k);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,223 @@
+/* Coroutine lifecycle: spawn, the entry and the end, join, detach, the
+ * asymmetric resume/suspend pair, and sp_run. */
+#define _GNU_SOURCE
+#include "core/internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#if SP_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if SP_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+static void co_main(sp_sched *s)
+{
+#if SP_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    if (s->zombie) /* a coroutine that ended switched straight into this one */
+        sp__release_zombie(s);
+    sp_co *co = s->current;
+    sp__co_finish(s, co->fn(co->val));
+}
+
+void sp__co_entry_asm(void *transfer) { co_main(transfer); }
+void sp__co_entry_ext(void) { co_main(sp__tls_sched); }
+
+void sp__co_free_object(sp_sched *s, sp_co *co)
+{
+    co->state = 0; /* a stale handle now fails the state checks */
+    sp__mem_free(&s->mem, co, sizeof *co);
+}
+
+sp_co *sp_spawn(sp_co_fn fn, void *arg, const sp_co_attr *attr)
+{
+    sp_sched *s = sp__sched();
+    sp_co_attr none = {0};
+    if (!attr)
+        attr = &none;
+    int kind = attr->stack ? (int)attr->stack : (int)s->cfg.stack;
+    size_t size = attr->stack_size ? attr->stack_size : s->cfg.stack_size;
+    if (!fn || kind > SP_STACK_SHARED) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t cap;
+    sp_co *co = sp__mem_alloc(&s->mem, sizeof *co, &cap);
+    if (!co)
+        return NULL;
+    memset(co, 0, sizeof *co);
+    co->sched = s;
+    co->fn = fn;
+    co->val = arg;
+    co->name = attr->name ? attr->name : "";
+    co->kind = (uint8_t)kind;
+    co->id = s->next_id;
+    if (kind == SP_STACK_SHARED) {
+        int rc = sp__shared_stack_ensure(s);
+        if (rc < 0) {
+            sp__mem_free(&s->mem, co, cap);
+            errno = -rc;
+            return NULL;
+        }
+        co->flags |= SP__F_FRESH; /* its context is made on the run stack */
+    } else {
+        int rc = sp__stack_alloc(&s->stacks, kind, size, 0, &co->stack);
+        if (rc < 0) {
+            sp__mem_free(&s->mem, co, cap);
+            errno = -rc;
+            return NULL;
+        }
+        if (!co->stack.guarded)
+            co->flags |= SP__F_CANARY;
+        sp__co_make_context(s, co, co->stack.base, co->stack.size);
+    }
+    s->next_id += s->id_step;
+    if (attr->detached)
+        co->flags |= SP__F_DETACHED;
+#if SP_TSAN
+    co->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    s->live++;
+    if (attr->suspended)
+        co->state = SP__CO_SUSPENDED;
+    else
+        sp__ready(s, co);
+    return co;
+}
+
+void sp__co_finish(sp_sched *s, void *result)
+{
+    sp_co *co = s->current;
+    if (co->flags & SP__F_ROOT)
+        sp__fatal("sp_exit called from the root coroutine of a thread");
+    co->val = result;
+    co->state = SP__CO_DONE;
+    s->zombie = co;
+    s->live--;
+    if (s->live == 0 && s->wait_all) {
+        sp__ready(s, s->wait_all);
+        s->wait_all = NULL;
+    }
+    sp_co *w = co->waiter;
+    if (w && (co->flags & SP__F_RESUMED)) {
+        /* The resumer waits for exactly this: hand it the CPU. */
+        co->waiter = NULL;
+        co->flags &= ~SP__F_RESUMED;
+        sp__switch_to(s, w);
+    } else {
+        if (w)
+            sp__ready(s, w); /* the joiner */
+        sp__switch_next(s);
+    }
+    sp__fatal("a coroutine that ended was resumed");
+}
+
+void sp_exit(void *result)
+{
+    sp__co_finish(sp__sched(), result);
+}
+
+int sp_join(sp_co *co, void **result)
+{
+    sp_sched *s = sp__sched();
+    if (co && co == s->current && !(co->flags & SP__F_ROOT)) {
+        errno = EDEADLK;
+        return -1;
+    }
+    if (!co || co->state == 0 || (co->flags & (SP__F_DETACHED | SP__F_JOINING)) ||
+        (co->flags & (SP__F_ROOT | SP__F_SCHED))) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (co->flags & SP__F_RESUMED) {
+        errno = EBUSY; /* its resumer waits on it; join once it suspends */
+        return -1;
+    }
+    co->flags |= SP__F_JOINING;
+    if (co->state != SP__CO_DONE) {
+        co->waiter = s->current;
+        s = sp__park(s);
+    }
+    if (result)
+        *result = co->val;
+    sp__co_free_object(s, co);
+    return 0;
+}
+
+int sp_detach(sp_co *co)
+{
+    if (!co || co->state == 0 || (co->flags & (SP__F_DETACHED | SP__F_JOINING | SP__F_ROOT))) {
+        errno = EINVAL;
+        return -1;
+    }
+    co->flags |= SP__F_DETACHED;
+    if (co->state == SP__CO_DONE)
+        sp__co_free_object(co->sched, co);
+    return 0;
+}
+
+sp_co *sp_self(void) { return sp__sched()->current; }
+uint64_t sp_co_id(const sp_co *co) { return co->id; }
+const char *sp_co_name(const sp_co *co) { return co->name; }
+
+int sp_resume(sp_co *co)
+{
+    sp_sched *s = sp__sched();
+    if (!co || co == s->current || co->sched != s ||
+        (co->state != SP__CO_READY && co->state != SP__CO_SUSPENDED)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (co->state == SP__CO_READY)
+        sp__rq_remove(s, co);
+    co->waiter = s->current;
+    co->flags |= SP__F_RESUMED;
+    s->current->state = SP__CO_PARKED;
+    s = sp__switch_to(s, co);
+    /* Back because co suspended (it cleared `waiter`) or ended. */
+    return co->state == SP__CO_DONE ? 1 : 0;
+}
+
+int sp_suspend(void)
+{
+    sp_sched *s = sp__sched();
+    sp_co *co = s->current;
+    if (!(co->flags & SP__F_RESUMED) || !co->waiter) {
+        errno = EINVAL;
+        return -1;
+    }
+    sp_co *resumer = co->waiter;
+    co->waiter = NULL;
+    co->flags &= ~SP__F_RESUMED;
+    co->state = SP__CO_SUSPENDED;
+    sp__switch_to(s, resumer);
+    return 0;
+}
+
+int sp_run(const sp_config *cfg, sp_co_fn main_fn, void *arg, void **result)
+{
+    if (cfg) {
+        int rc = sp_thread_init(cfg);
+        if (rc && rc != -EBUSY)
+            return rc;
+    }
+    sp_sched *s = sp__sched();
+    if (s->current != &s->root)
+        return -EDEADLK; /* sp_run nests only from a thread's root */
+    sp_co_attr attr = {.name = "main"};
+    sp_co *co = sp_spawn(main_fn, arg, &attr);
+    if (!co)
+        return -errno;
+    if (sp_join(co, result) != 0)
+        return -errno;
+    s = sp__sched();
+    if (s->live > 0) {
+        s->wait_all = s->current;
+        sp__park(s);
+    }
+    return 0;
+}

@@ -1,0 +1,176 @@
+/* The coroutine object and the per-thread scheduler (layer "core").
+ * Internal: the public API is in include/spindle.h. */
+#ifndef SP_CORE_INTERNAL_H
+#define SP_CORE_INTERNAL_H
+
+#include <spindle.h>
+
+#include "arch/ctx.h"
+#include "common.h"
+#include "stack/stack.h"
+
+/* ---- per-thread small-object allocator (mem.c) ---- */
+
+/* 16-byte steps to 256 B, 32-byte steps to 512 B, then powers of two to
+ * 256 KiB (the largest saved shared stack).  Fine steps at the small end
+ * because coroutine objects and shared-stack save buffers live there and a
+ * million of them multiply every wasted byte. */
+#define SP__MEM_NCLASS (16 + 8 + 9)
+#define SP__MEM_MAX (256u * 1024)
+
+typedef struct sp__mem {
+    void *free[SP__MEM_NCLASS];
+    char *chunk;
+    size_t chunk_left;
+    size_t chunk_bytes; /* address space taken from the kernel, for stats */
+} sp__mem;
+
+/* Returns a block of at least size bytes (16-aligned) and its real capacity
+ * in *cap, or NULL with errno ENOMEM.  Sizes above SP__MEM_MAX are mmap'd. */
+void *sp__mem_alloc(sp__mem *m, size_t size, size_t *cap);
+void sp__mem_free(sp__mem *m, void *p, size_t cap);
+
+/* ---- coroutine ---- */
+
+enum {
+    SP__CO_READY = 1,  /* in a run queue */
+    SP__CO_RUNNING,
+    SP__CO_PARKED,     /* waiting for something that will sp__ready it */
+    SP__CO_SUSPENDED,  /* sp_suspend / attr.suspended: only sp_resume wakes */
+    SP__CO_DONE,
+};
+
+enum {
+    SP__F_DETACHED = 1 << 0,
+    SP__F_JOINING = 1 << 1,   /* a joiner waits or has joined */
+    SP__F_FRESH = 1 << 2,     /* shared stack: context not yet made */
+    SP__F_CANARY = 1 << 3,    /* unguarded stack: check the canary on suspend */
+    SP__F_ROOT = 1 << 4,      /* the thread's own stack */
+    SP__F_RESUMED = 1 << 5,   /* entered by sp_resume: `waiter` is the resumer */
+    SP__F_SCHED = 1 << 6,     /* the scheduler's own context */
+};
+
+struct sp_sched;
+
+struct sp_co {
+    sp__ctx ctx;
+    sp_co *rq_next, *rq_prev;  /* run queue links */
+    struct sp_sched *sched;    /* the scheduler it belongs to */
+    uint64_t id;
+    const char *name;
+    sp_co_fn fn;
+    void *val;                 /* the argument until it ends, then the result */
+    sp_co *waiter;             /* its joiner, or its resumer while resumed */
+    sp__stack stack;           /* fixed/virtual; unused for shared */
+    char *save_buf;            /* shared: the frames while off the run stack */
+    uint32_t save_len, save_cap;
+    uint8_t state, kind, flags;
+#if SP_TSAN
+    void *tsan_fiber;
+#endif
+};
+
+/* ---- scheduler ---- */
+
+typedef struct sp_sched {
+    sp_co *current;
+    sp_co *rq_head, *rq_tail;  /* FIFO of ready coroutines */
+    sp_co *pending;            /* what the scheduler context runs next */
+    sp_co *zombie;             /* ended; its stack is released once off it */
+    sp_co *shared_owner;       /* whose frames are on the run stack */
+    sp_co *wait_all;           /* parked in sp_run until `live` drops to 0 */
+    sp_co *sched_co;           /* the scheduler context (its own stack) */
+    sp_config cfg;
+    uint64_t next_id, id_step;
+    uint64_t live;             /* spawned coroutines not yet ended */
+    sp__stack shared_stack;    /* the run stack of shared-stack coroutines */
+    sp__stack_pool stacks;
+    sp__mem mem;
+    void *thread_stack_lo;     /* the root's stack, for sanitizer annotations */
+    size_t thread_stack_size;
+    sp_co root;
+} sp_sched;
+
+extern sp__tls sp_sched *sp__tls_sched;
+
+sp_sched *sp__sched_create(const sp_config *cfg);
+
+static inline sp_sched *sp__sched(void)
+{
+    sp_sched *s = sp__tls_sched;
+    if (sp__unlikely(!s))
+        s = sp__sched_create(NULL);
+    return s;
+}
+
+/* Ready queue: O(1) push, pop and removal from the middle (for yield_to). */
+static inline void sp__rq_push(sp_sched *s, sp_co *co)
+{
+    co->rq_next = NULL;
+    co->rq_prev = s->rq_tail;
+    if (s->rq_tail)
+        s->rq_tail->rq_next = co;
+    else
+        s->rq_head = co;
+    s->rq_tail = co;
+}
+
+static inline void sp__rq_remove(sp_sched *s, sp_co *co)
+{
+    if (co->rq_prev)
+        co->rq_prev->rq_next = co->rq_next;
+    else
+        s->rq_head = co->rq_next;
+    if (co->rq_next)
+        co->rq_next->rq_prev = co->rq_prev;
+    else
+        s->rq_tail = co->rq_prev;
+}
+
+static inline sp_co *sp__rq_pop(sp_sched *s)
+{
+    sp_co *co = s->rq_head;
+    if (co) {
+        s->rq_head = co->rq_next;
+        if (s->rq_head)
+            s->rq_head->rq_prev = NULL;
+        else
+            s->rq_tail = NULL;
+    }
+    return co;
+}
+
+/* Makes a parked or new coroutine of this thread ready. */
+static inline void sp__ready(sp_sched *s, sp_co *co)
+{
+    co->state = SP__CO_READY;
+    sp__rq_push(s, co);
+}
+
+/* Switches from the current coroutine (already marked parked, suspended or
+ * ready-and-queued by the caller) to the next one.  Returns when the caller
+ * runs again, with the scheduler it now runs on. */
+sp_sched *sp__switch_next(sp_sched *s);
+/* Switches from the current coroutine straight to `to`. */
+sp_sched *sp__switch_to(sp_sched *s, sp_co *to);
+
+/* Parks the current coroutine until someone calls sp__ready on it. */
+static inline sp_sched *sp__park(sp_sched *s)
+{
+    s->current->state = SP__CO_PARKED;
+    return sp__switch_next(s);
+}
+
+/* Ends the current coroutine with `result`. */
+void sp__co_finish(sp_sched *s, void *result) __attribute__((noreturn));
+
+/* Lifecycle pieces shared by co.c and sched.c. */
+void sp__co_make_context(sp_sched *s, sp_co *co, char *base, size_t size);
+void sp__co_free_object(sp_sched *s, sp_co *co);
+/* Releases the stack of the coroutine that ended last (s->zombie); called by
+ * whichever context runs right after it. */
+void sp__release_zombie(sp_sched *s);
+/* Maps the thread's run stack for shared-stack coroutines on first use. */
+int sp__shared_stack_ensure(sp_sched *s);
+
+#endif

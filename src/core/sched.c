@@ -1,0 +1,441 @@
+/* The per-thread scheduler: the ready queue, the switch, the scheduler
+ * context that runs when nobody else can (idle, star mode, shared stacks). */
+#define _GNU_SOURCE
+#include "core/internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#if SP_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if SP_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+sp__tls sp_sched *sp__tls_sched;
+
+static pthread_key_t sched_key;
+static pthread_once_t sched_key_once = PTHREAD_ONCE_INIT;
+
+/* ---- sanitizer annotations ---------------------------------------------
+ * Without them ASan sees a stack pointer jump into another stack and reports
+ * false positives, and TSan mixes up the happens-before of two coroutines. */
+
+static __attribute__((unused)) void stack_bounds(sp_sched *s, sp_co *co, void **lo, size_t *size)
+{
+    if (co->flags & SP__F_ROOT) {
+        *lo = s->thread_stack_lo;
+        *size = s->thread_stack_size;
+    } else if (co->kind == SP_STACK_SHARED) {
+        *lo = s->shared_stack.base;
+        *size = s->shared_stack.size;
+    } else {
+        *lo = co->stack.base;
+        *size = co->stack.size;
+    }
+}
+
+static inline void fiber_before(sp_sched *s, sp_co *from, sp_co *to, void **fake)
+{
+#if SP_ASAN
+    void *lo;
+    size_t size;
+    stack_bounds(s, to, &lo, &size);
+    /* A coroutine that has ended passes NULL: its fake stack dies with it. */
+    __sanitizer_start_switch_fiber(from->state == SP__CO_DONE ? NULL : fake, lo, size);
+#endif
+#if SP_TSAN
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+    (void)s; (void)from; (void)to; (void)fake;
+}
+
+static inline void fiber_after(void *fake)
+{
+#if SP_ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+    (void)fake;
+}
+
+/* ---- shared stacks ------------------------------------------------------
+ * Copies move raw frames, which include ASan's redzones: they must not be
+ * checked, and the copied-in range is unpoisoned (its shadow still describes
+ * the previous owner's frames). */
+
+#if SP_ASAN
+__attribute__((no_sanitize_address))
+#endif
+static void copy_frames(char *dst, const char *src, size_t len)
+{
+    /* Both ends are 16-aligned and len a multiple of 16. */
+    uint64_t *d = (uint64_t *)(void *)dst;
+    const uint64_t *p = (const uint64_t *)(const void *)src;
+    for (size_t i = 0; i < len / 8; i++)
+        d[i] = p[i];
+}
+
+static void shared_save(sp_sched *s, sp_co *co)
+{
+    char *top = s->shared_stack.base + s->shared_stack.size;
+    char *lo = (char *)SP__ALIGN_DOWN((uintptr_t)co->ctx.sp, 16);
+    size_t len = (size_t)(top - lo);
+    if (len > co->save_cap || len * 4 < co->save_cap) {
+        if (co->save_buf)
+            sp__mem_free(&s->mem, co->save_buf, co->save_cap);
+        size_t cap;
+        co->save_buf = sp__mem_alloc(&s->mem, len, &cap);
+        if (!co->save_buf)
+            sp__fatal("out of memory saving the stack of coroutine %llu",
+                      (unsigned long long)co->id);
+        co->save_cap = (uint32_t)cap;
+    }
+    copy_frames(co->save_buf, lo, len);
+    co->save_len = (uint32_t)len;
+}
+
+static void shared_load(sp_sched *s, sp_co *co)
+{
+    char *top = s->shared_stack.base + s->shared_stack.size;
+    if (co->flags & SP__F_FRESH) {
+        co->flags &= ~SP__F_FRESH;
+        sp__co_make_context(s, co, s->shared_stack.base, s->shared_stack.size);
+        return;
+    }
+#if SP_ASAN
+    __asan_unpoison_memory_region(top - co->save_len, co->save_len);
+#endif
+    copy_frames(top - co->save_len, co->save_buf, co->save_len);
+}
+
+/* Runs on the scheduler context: puts `next`'s frames on the run stack. */
+static void shared_swap(sp_sched *s, sp_co *next)
+{
+    sp_co *own = s->shared_owner;
+    if (own == next)
+        return;
+    if (own && own->state != SP__CO_DONE)
+        shared_save(s, own);
+    shared_load(s, next);
+    s->shared_owner = next;
+}
+
+/* ---- the switch ---------------------------------------------------------- */
+
+
+static inline void check_canary(sp_co *co)
+{
+    if (sp__unlikely(co->flags & SP__F_CANARY) && !sp__stack_canary_ok(&co->stack))
+        sp__overflow_report(co->id, co->name, co->stack.size);
+}
+
+static inline sp_sched *raw_switch(sp_sched *s, sp_co *from, sp_co *to)
+{
+    void *fake = NULL;
+    sp_sched *r;
+    fiber_before(s, from, to, &fake);
+    s->current = to;
+    to->state = SP__CO_RUNNING;
+    if (sp__likely(s->cfg.ctx == SP_CTX_ASM)) {
+        if (s->cfg.fpenv_shared)
+            r = sp__asm_switch_nofp(&from->ctx.sp, to->ctx.sp, s);
+        else
+            r = sp__asm_switch(&from->ctx.sp, to->ctx.sp, s);
+    } else {
+        if (s->cfg.ctx == SP_CTX_UCONTEXT)
+            sp__uctx_switch(&from->ctx, &to->ctx);
+        else
+            sp__sjlj_switch(&from->ctx, &to->ctx);
+        r = sp__tls_sched;
+    }
+    fiber_after(fake);
+    if (sp__unlikely(r->zombie != NULL))
+        sp__release_zombie(r);
+    return r;
+}
+
+static inline sp_sched *switch_to(sp_sched *s, sp_co *to)
+{
+    sp_co *from = s->current;
+    check_canary(from);
+    if (sp__unlikely(to->kind == SP_STACK_SHARED && s->shared_owner != to)) {
+        /* The run stack can only be rewritten from another stack. */
+        s->pending = to;
+        to = s->sched_co;
+    }
+    return raw_switch(s, from, to);
+}
+
+sp_sched *sp__switch_to(sp_sched *s, sp_co *to)
+{
+    return switch_to(s, to);
+}
+
+sp_sched *sp__switch_next(sp_sched *s)
+{
+    sp_co *next = NULL;
+    if (s->cfg.switch_mode == SP_SWITCH_DIRECT)
+        next = sp__rq_pop(s);
+    if (!next)
+        next = s->sched_co;
+    return switch_to(s, next);
+}
+
+void sp_yield(void)
+{
+    sp_sched *s = sp__sched();
+    if (!s->rq_head)
+        return;
+    sp_co *cur = s->current;
+    cur->state = SP__CO_READY;
+    if (s->cfg.switch_mode == SP_SWITCH_DIRECT) {
+        sp_co *next = sp__rq_pop(s);
+        sp__rq_push(s, cur);
+        switch_to(s, next);
+    } else {
+        sp__rq_push(s, cur);
+        switch_to(s, s->sched_co);
+    }
+}
+
+int sp_yield_to(sp_co *co)
+{
+    sp_sched *s = sp__sched();
+    if (!co || co == s->current || co->sched != s || co->state != SP__CO_READY) {
+        errno = EINVAL;
+        return -1;
+    }
+    sp__rq_remove(s, co);
+    s->current->state = SP__CO_READY;
+    sp__rq_push(s, s->current);
+    sp__switch_to(s, co);
+    return 0;
+}
+
+/* ---- the scheduler context ---------------------------------------------- */
+
+sp__noinline void sp__release_zombie(sp_sched *s)
+{
+    sp_co *z = s->zombie;
+    s->zombie = NULL;
+    if (z->kind == SP_STACK_SHARED) {
+        if (s->shared_owner == z)
+            s->shared_owner = NULL;
+        if (z->save_buf)
+            sp__mem_free(&s->mem, z->save_buf, z->save_cap);
+        z->save_buf = NULL;
+        z->save_cap = z->save_len = 0;
+    } else {
+        check_canary(z);
+        sp__stack_free(&s->stacks, &z->stack);
+    }
+    if (z->ctx.ext) {
+        sp__mem_free(&s->mem, z->ctx.ext, sizeof(sp__ext_ctx));
+        z->ctx.ext = NULL;
+    }
+#if SP_TSAN
+    __tsan_destroy_fiber(z->tsan_fiber);
+    z->tsan_fiber = NULL;
+#endif
+    if (z->flags & SP__F_DETACHED)
+        sp__co_free_object(s, z);
+}
+
+static void idle(sp_sched *s)
+{
+    /* The poller and the timers (layer "poll") will wait here.  Without
+     * them nothing can make a coroutine ready again. */
+    sp__fatal("deadlock: every coroutine of this thread is parked and nothing "
+              "can wake them (current: %llu '%s')",
+              (unsigned long long)s->current->id, s->current->name);
+}
+
+static void sched_main(sp_sched *s)
+{
+    fiber_after(NULL);
+    if (s->zombie)
+        sp__release_zombie(s);
+    for (;;) {
+        sp_co *next = s->pending;
+        s->pending = NULL;
+        if (!next)
+            next = sp__rq_pop(s);
+        if (!next) {
+            idle(s);
+            continue;
+        }
+        if (next->kind == SP_STACK_SHARED)
+            shared_swap(s, next);
+        s = raw_switch(s, s->sched_co, next);
+    }
+}
+
+static void sched_entry_asm(void *t) { sched_main(t); }
+static void sched_entry_ext(void) { sched_main(sp__tls_sched); }
+
+/* ---- creation ------------------------------------------------------------- */
+
+static void sched_destroy(void *arg)
+{
+    sp_sched *s = arg;
+    sp__stack_pool_fini(&s->stacks);
+    sp__overflow_thread_fini();
+    sp__tls_sched = NULL;
+    /* The scheduler's memory and its chunks stay: handles to its coroutines
+     * may still be held elsewhere. */
+}
+
+static void key_init(void) { pthread_key_create(&sched_key, sched_destroy); }
+
+static int overflow_lookup(void *addr, uint64_t *id, const char **name, size_t *size)
+{
+    sp_sched *s = sp__tls_sched;
+    if (!s)
+        return 0;
+    sp_co *co = s->current;
+    char *lo;
+    size_t sz;
+    if (co->kind == SP_STACK_SHARED) {
+        lo = s->shared_stack.base;
+        sz = s->shared_stack.size;
+    } else if (co->flags & SP__F_ROOT) {
+        return 0;
+    } else {
+        lo = co->stack.base;
+        sz = co->stack.size;
+        if (!co->stack.guarded)
+            return 0;
+    }
+    char *a = addr;
+    /* The guard page, and anything just below it a big frame may reach. */
+    if (a >= lo - sp__page_size() && a < lo) {
+        *id = co->id;
+        *name = co->name;
+        *size = sz;
+        return 1;
+    }
+    return 0;
+}
+
+static void thread_stack_bounds(sp_sched *s)
+{
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &s->thread_stack_lo, &s->thread_stack_size);
+        pthread_attr_destroy(&attr);
+    }
+}
+
+void sp__co_make_context(sp_sched *s, sp_co *co, char *base, size_t size)
+{
+    int sched = (co->flags & SP__F_SCHED) != 0;
+    extern void sp__co_entry_asm(void *);
+    extern void sp__co_entry_ext(void);
+    if (s->cfg.ctx == SP_CTX_ASM) {
+        co->ctx.sp = sp__asm_make(base + size, sched ? sched_entry_asm : sp__co_entry_asm, NULL);
+        return;
+    }
+    if (!co->ctx.ext) {
+        size_t cap;
+        co->ctx.ext = sp__mem_alloc(&s->mem, sizeof(sp__ext_ctx), &cap);
+        if (!co->ctx.ext)
+            sp__fatal("out of memory for a %s context", sp_ctx_name(s->cfg.ctx));
+    }
+    void (*entry)(void) = sched ? sched_entry_ext : sp__co_entry_ext;
+    if (s->cfg.ctx == SP_CTX_UCONTEXT)
+        sp__uctx_make(co->ctx.ext, base, size, entry);
+    else
+        sp__sjlj_make(co->ctx.ext, base, size, entry);
+}
+
+sp_sched *sp__sched_create(const sp_config *cfg)
+{
+    pthread_once(&sched_key_once, key_init);
+    sp_sched *s = calloc(1, sizeof *s);
+    if (!s)
+        sp__fatal("out of memory creating a scheduler");
+    if (cfg) {
+        s->cfg = *cfg;
+    } else if (sp_config_init(&s->cfg) != 0) {
+        sp__fatal("bad SPINDLE_CTX, SPINDLE_STACK or SPINDLE_SWITCH in the environment");
+    }
+    if (s->cfg.stack == SP_STACK_DEFAULT)
+        s->cfg.stack = SP_STACK_FIXED;
+    s->next_id = 1;
+    s->id_step = 1;
+    thread_stack_bounds(s);
+
+    sp_co *root = &s->root;
+    root->sched = s;
+    root->name = "main";
+    root->state = SP__CO_RUNNING;
+    root->flags = SP__F_ROOT;
+    root->kind = SP_STACK_FIXED;
+    s->current = root;
+    if (s->cfg.ctx != SP_CTX_ASM) {
+        size_t cap;
+        root->ctx.ext = sp__mem_alloc(&s->mem, sizeof(sp__ext_ctx), &cap);
+        if (!root->ctx.ext)
+            sp__fatal("out of memory creating a scheduler");
+        sp__uctx_init_running(root->ctx.ext);
+    }
+#if SP_TSAN
+    root->tsan_fiber = __tsan_get_current_fiber();
+#endif
+    sp__tls_sched = s;
+    pthread_setspecific(sched_key, s);
+    if (sp__overflow_thread_init(overflow_lookup) != 0)
+        sp__fatal("cannot set up the stack overflow handler");
+
+    /* The scheduler context: a coroutine object that is never queued. */
+    size_t cap;
+    sp_co *sc = sp__mem_alloc(&s->mem, sizeof *sc, &cap);
+    if (!sc)
+        sp__fatal("out of memory creating a scheduler");
+    memset(sc, 0, sizeof *sc);
+    sc->sched = s;
+    sc->name = "scheduler";
+    sc->flags = SP__F_SCHED;
+    sc->kind = SP_STACK_FIXED;
+    if (sp__stack_alloc(&s->stacks, SP_STACK_FIXED, 0, 0, &sc->stack) != 0)
+        sp__fatal("no memory for the scheduler's stack");
+    if (!sc->stack.guarded)
+        sc->flags |= SP__F_CANARY;
+    sp__co_make_context(s, sc, sc->stack.base, sc->stack.size);
+#if SP_TSAN
+    sc->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    s->sched_co = sc;
+    return s;
+}
+
+int sp_thread_init(const sp_config *cfg)
+{
+    if (sp__tls_sched)
+        return -EBUSY;
+    sp_config c;
+    if (!cfg) {
+        int rc = sp_config_init(&c);
+        if (rc)
+            return rc;
+        cfg = &c;
+    }
+    if (cfg->ctx > SP_CTX_SJLJ || cfg->switch_mode > SP_SWITCH_STAR ||
+        cfg->stack > SP_STACK_SHARED)
+        return -EINVAL;
+    sp__sched_create(cfg);
+    return 0;
+}
+
+/* The run stack is made on first use: threads that never spawn a
+ * shared-stack coroutine never map one. */
+int sp__shared_stack_ensure(sp_sched *s)
+{
+    if (s->shared_stack.base)
+        return 0;
+    return sp__stack_alloc(&s->stacks, SP_STACK_FIXED, SP_STACK_SHARED_SIZE, 1,
+                           &s->shared_stack);
+}

@@ -1,0 +1,354 @@
+/* spindle micro: the runtime's micro-benchmarks (switch, spawn,
+ * idle_memory), with the peers of bench/peers measured in the same run. */
+#define _GNU_SOURCE
+#include "micro.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <spindle.h>
+
+#include "bench.h"
+#include "peers.h"
+
+/* Each variant needs its own scheduler configuration, and a thread's
+ * scheduler is configured once: every measurement runs on a new thread. */
+typedef struct variant {
+    const char *impl;
+    sp_config cfg;
+    double (*run)(const struct variant *v, long iters); /* ns per op */
+    sp_stack_kind stack;
+} variant;
+
+typedef struct job {
+    const variant *v;
+    long iters;
+    double result;
+} job;
+
+static void *job_thread(void *arg)
+{
+    job *j = arg;
+    if (sp_thread_init(&j->v->cfg) != 0)
+        j->result = -1;
+    else
+        j->result = j->v->run(j->v, j->iters);
+    return NULL;
+}
+
+static double run_on_thread(const variant *v, long iters)
+{
+    job j = {.v = v, .iters = iters};
+    pthread_t t;
+    if (pthread_create(&t, NULL, job_thread, &j) != 0)
+        return -1;
+    pthread_join(t, NULL);
+    return j.result;
+}
+
+/* ---- switch ---- */
+
+static long switch_iters;
+
+static void *yielder(void *arg)
+{
+    for (long i = 0; i < switch_iters; i++)
+        sp_yield();
+    return NULL;
+}
+
+static double bench_yield(const variant *v, long iters)
+{
+    switch_iters = iters;
+    sp_co *a = sp_spawn(yielder, NULL, NULL), *b = sp_spawn(yielder, NULL, NULL);
+    /* The root parks in join: only a and b take turns. */
+    double t0 = bench_now_ns();
+    sp_join(a, NULL);
+    sp_join(b, NULL);
+    return (bench_now_ns() - t0) / (2.0 * (double)iters);
+}
+
+static sp_co *peer_co[2];
+static void *yield_to_loop(void *arg)
+{
+    int me = (int)(intptr_t)arg;
+    for (long i = 0; i < switch_iters; i++)
+        if (sp_yield_to(peer_co[!me]) != 0)
+            break;
+    return NULL;
+}
+
+static double bench_yield_to(const variant *v, long iters)
+{
+    switch_iters = iters;
+    peer_co[0] = sp_spawn(yield_to_loop, (void *)0, NULL);
+    peer_co[1] = sp_spawn(yield_to_loop, (void *)1, NULL);
+    double t0 = bench_now_ns();
+    sp_join(peer_co[0], NULL);
+    double t = bench_now_ns() - t0;
+    sp_join(peer_co[1], NULL);
+    return t / (2.0 * (double)iters);
+}
+
+/* ---- spawn ---- */
+
+static void *noop(void *arg) { return arg; }
+
+static double bench_spawn(const variant *v, long iters)
+{
+    sp_co_attr at = {.stack = v->stack};
+    double t0 = bench_now_ns();
+    for (long i = 0; i < iters; i++) {
+        sp_co *co = sp_spawn(noop, NULL, &at);
+        if (!co || sp_join(co, NULL) != 0)
+            return -1;
+    }
+    return (bench_now_ns() - t0) / (double)iters;
+}
+
+/* ---- idle memory ---- */
+
+static void *idler(void *arg)
+{
+    sp_suspend();
+    return NULL;
+}
+
+/* Runs in a forked child so that the RSS it measures is its own.  Returns
+ * bytes per coroutine, or -1. */
+static double bench_idle(const variant *v, long n)
+{
+    sp_co **co = malloc((size_t)n * sizeof *co);
+    if (!co)
+        return -1;
+    sp_co_attr at = {.stack = v->stack, .suspended = 1};
+    long before = bench_rss_bytes();
+    /* The handle array is the benchmark's, not the coroutines': keep it
+     * out of the figure by touching it before the first reading. */
+    memset(co, 0, (size_t)n * sizeof *co);
+    before = bench_rss_bytes();
+    for (long i = 0; i < n; i++) {
+        co[i] = sp_spawn(idler, NULL, &at);
+        if (!co[i] || sp_resume(co[i]) != 0) /* runs to its sp_suspend */
+            return -1;
+    }
+    long after = bench_rss_bytes();
+    for (long i = 0; i < n; i++) {
+        sp_resume(co[i]);
+        sp_join(co[i], NULL);
+    }
+    free(co);
+    return (double)(after - before) / (double)n;
+}
+
+static double idle_in_child(const variant *v, long n)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        double r = run_on_thread(v, n);
+        ssize_t w = write(p[1], &r, sizeof r);
+        _exit(w == sizeof r ? 0 : 1);
+    }
+    close(p[1]);
+    double r = -1;
+    if (read(p[0], &r, sizeof r) != sizeof r)
+        r = -1;
+    close(p[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return r;
+}
+
+/* ---- driver ---- */
+
+static void config(sp_config *c, sp_ctx_kind ctx, sp_switch_mode mode, int fpshared)
+{
+    memset(c, 0, sizeof *c);
+    c->ctx = ctx;
+    c->switch_mode = mode;
+    c->stack = SP_STACK_FIXED;
+    c->fpenv_shared = fpshared;
+}
+
+/* Picks an iteration count that takes about target_ns per run. */
+static long calibrate(const variant *v, double target_ns)
+{
+    long iters = 1000;
+    for (;;) {
+        double per = run_on_thread(v, iters);
+        if (per <= 0)
+            return iters;
+        if (per * (double)iters > target_ns / 8 || iters > 100000000)
+            return (long)(target_ns / per) + 1;
+        iters *= 8;
+    }
+}
+
+static void measure(const char *bench, const variant *v, const char *unit,
+                    int runs, int json)
+{
+    double samples[BENCH_MAX_RUNS];
+    long iters = calibrate(v, 1e8); /* ~0.1 s a run; also the warm-up */
+    for (int r = 0; r < runs; r++) {
+        samples[r] = run_on_thread(v, iters);
+        if (samples[r] < 0) {
+            bench_print_skip(stdout, bench, v->impl, "failed", json);
+            return;
+        }
+    }
+    bench_row row = {0};
+    snprintf(row.bench, sizeof row.bench, "%s", bench);
+    snprintf(row.impl, sizeof row.impl, "%s", v->impl);
+    snprintf(row.unit, sizeof row.unit, "%s", unit);
+    bench_summarize(&row, samples, runs);
+    bench_print(stdout, &row, json);
+}
+
+static void measure_idle(const variant *v, long n, int runs, int json)
+{
+    double samples[BENCH_MAX_RUNS];
+    for (int r = 0; r < runs; r++) {
+        samples[r] = idle_in_child(v, n);
+        if (samples[r] < 0) {
+            char why[96];
+            snprintf(why, sizeof why, "could not keep %ld coroutines alive", n);
+            bench_print_skip(stdout, "idle_memory", v->impl, why, json);
+            return;
+        }
+    }
+    bench_row row = {0};
+    snprintf(row.bench, sizeof row.bench, "idle_memory");
+    snprintf(row.impl, sizeof row.impl, "%s", v->impl);
+    snprintf(row.unit, sizeof row.unit, "bytes/co");
+    row.n = n;
+    bench_summarize(&row, samples, runs);
+    bench_print(stdout, &row, json);
+}
+
+static int wanted(const char *only, const char *bench)
+{
+    return !only || strcmp(only, bench) == 0;
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: spindle micro [--peers] [--json] [--bench switch|spawn|idle_memory]\n"
+          "                     [--runs N] [--quick]\n"
+          "  --peers   also run the peer programs (Boost.Context, Boost.Fiber, State\n"
+          "            Threads, glibc swapcontext, pthread) in the same run\n"
+          "  --json    one JSON object per line instead of a table\n"
+          "  --bench   only this benchmark\n"
+          "  --runs N  runs per figure (median, min, max); default 5\n"
+          "  --quick   idle_memory at 100,000 only (skips the 1,000,000 runs)\n",
+          f);
+}
+
+int spindle_micro(int argc, char **argv)
+{
+    int peers = 0, json = 0, quick = 0, runs = bench_runs(5);
+    const char *only = NULL;
+    static const struct option opts[] = {
+        {"peers", no_argument, 0, 'p'}, {"json", no_argument, 0, 'j'},
+        {"bench", required_argument, 0, 'b'}, {"runs", required_argument, 0, 'r'},
+        {"quick", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'p': peers = 1; break;
+        case 'j': json = 1; break;
+        case 'q': quick = 1; break;
+        case 'b': only = optarg; break;
+        case 'r':
+            runs = atoi(optarg);
+            if (runs < 1 || runs > BENCH_MAX_RUNS) {
+                fprintf(stderr, "spindle micro: --runs must be 1..%d\n", BENCH_MAX_RUNS);
+                return 2;
+            }
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "spindle micro: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (only && strcmp(only, "switch") && strcmp(only, "spawn") && strcmp(only, "idle_memory")) {
+        fprintf(stderr, "spindle micro: unknown bench '%s' (switch, spawn, idle_memory)\n", only);
+        return 2;
+    }
+    /* One CPU for every measurement, ours and the peers': a run that
+     * migrates mid-measurement is noise. */
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &set);
+    int pinned = sched_setaffinity(0, sizeof set, &set) == 0;
+    if (!json)
+        printf("# spindle micro: median of %d runs (min, max); %s\n", runs,
+               pinned ? "pinned to one CPU" : "not pinned");
+    bench_print_header(stdout, json);
+
+    if (wanted(only, "switch")) {
+        variant v[6];
+        config(&v[0].cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 0);
+        v[0].impl = "spindle/asm";
+        config(&v[1].cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 1);
+        v[1].impl = "spindle/asm-nofp";
+        config(&v[2].cfg, SP_CTX_UCONTEXT, SP_SWITCH_DIRECT, 0);
+        v[2].impl = "spindle/ucontext";
+        config(&v[3].cfg, SP_CTX_SJLJ, SP_SWITCH_DIRECT, 0);
+        v[3].impl = "spindle/sjlj";
+        config(&v[4].cfg, SP_CTX_ASM, SP_SWITCH_STAR, 0);
+        v[4].impl = "spindle/star";
+        config(&v[5].cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 0);
+        v[5].impl = "spindle/yield_to";
+        for (int i = 0; i < 6; i++) {
+            v[i].run = i == 5 ? bench_yield_to : bench_yield;
+            v[i].stack = SP_STACK_FIXED;
+            measure("switch", &v[i], "ns/op", runs, json);
+        }
+        if (peers)
+            bench_peers_run("switch", json, stdout);
+    }
+    if (wanted(only, "spawn")) {
+        static const sp_stack_kind kinds[] = {SP_STACK_FIXED, SP_STACK_VIRTUAL, SP_STACK_SHARED};
+        static const char *const names[] = {"spindle/fixed", "spindle/virtual", "spindle/shared"};
+        for (int i = 0; i < 3; i++) {
+            variant v = {.impl = names[i], .run = bench_spawn, .stack = kinds[i]};
+            config(&v.cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 0);
+            measure("spawn", &v, "ns/op", runs, json);
+        }
+        if (peers)
+            bench_peers_run("spawn", json, stdout);
+    }
+    if (wanted(only, "idle_memory")) {
+        static const sp_stack_kind kinds[] = {SP_STACK_FIXED, SP_STACK_VIRTUAL, SP_STACK_SHARED};
+        static const char *const names[] = {"spindle/fixed", "spindle/virtual", "spindle/shared"};
+        /* A count of bytes does not drift: three runs are plenty. */
+        int mruns = runs < 3 ? runs : 3;
+        for (int k = 0; k < (quick ? 1 : 2); k++) {
+            long n = k == 0 ? 100000 : 1000000;
+            for (int i = 0; i < 3; i++) {
+                variant v = {.impl = names[i], .run = bench_idle, .stack = kinds[i]};
+                config(&v.cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 0);
+                measure_idle(&v, n, mruns, json);
+            }
+        }
+        if (peers)
+            bench_peers_run("idle_memory", json, stdout);
+    }
+    return 0;
+}
