@@ -48,7 +48,10 @@ enum {
     SP__F_ROOT = 1 << 4,      /* the thread's own stack */
     SP__F_RESUMED = 1 << 5,   /* entered by sp_resume: `waiter` is the resumer */
     SP__F_SCHED = 1 << 6,     /* the scheduler's own context */
+    SP__F_CANCELED = 1 << 7,  /* sp_cancel: every blocking call fails */
 };
+
+/* How a wait ended (sp_co.wait_err): 0 when what it waited for happened. */
 
 struct sp_sched;
 
@@ -64,13 +67,40 @@ struct sp_co {
     sp__stack stack;           /* fixed/virtual; unused for shared */
     char *save_buf;            /* shared: the frames while off the run stack */
     uint32_t save_len, save_cap;
+    int64_t deadline;          /* while in the timer heap */
+    uint32_t heap_idx;         /* its slot there, 0 when not in it */
+    int wait_err;              /* errno a wait ended with, 0 when none */
+    /* Removes the coroutine from whatever it waits on besides the timer
+     * (a descriptor, a channel), when a timeout or sp_cancel ends the wait. */
+    void (*wait_unlink)(sp_co *co);
+    void *wait_obj;            /* what it waits on, for wait_unlink */
     uint8_t state, kind, flags;
 #if SP_TSAN
     void *tsan_fiber;
 #endif
 };
 
+/* ---- timers (timer.c) ---- */
+
+/* A 4-ary min-heap of coroutines by deadline: insert and remove are
+ * O(log4 n) with half the depth of a binary heap, and the four children of a
+ * node share a cache line of slots.  1-based; slot 0 unused. */
+typedef struct sp__theap {
+    sp_co **a;
+    uint32_t n, cap;
+} sp__theap;
+
+int sp__theap_push(sp__theap *h, sp_co *co);
+void sp__theap_remove(sp__theap *h, sp_co *co);
+static inline sp_co *sp__theap_min(const sp__theap *h) { return h->n ? h->a[1] : NULL; }
+
 /* ---- scheduler ---- */
+
+struct sp_sched;
+/* The layer above (poll/io) plugs in here: waits up to timeout_ns (-1: no
+ * limit, 0: just look) for I/O and wake-ups from other threads, readying
+ * the coroutines they concern.  Returns how many it readied, or -errno. */
+typedef int (*sp__poll_hook)(struct sp_sched *s, int64_t timeout_ns);
 
 typedef struct sp_sched {
     sp_co *current;
@@ -80,6 +110,12 @@ typedef struct sp_sched {
     sp_co *shared_owner;       /* whose frames are on the run stack */
     sp_co *wait_all;           /* parked in sp_run until `live` drops to 0 */
     sp_co *sched_co;           /* the scheduler context (its own stack) */
+    uint32_t rq_len;
+    uint32_t since_poll;       /* switches since I/O was last looked at */
+    sp__theap timers;
+    sp__poll_hook poll;        /* NULL until the first I/O wait */
+    void *poll_ctx;            /* the poll layer's per-thread state */
+    uint64_t poll_waiters;     /* coroutines only the poll hook can wake */
     sp_config cfg;
     uint64_t next_id, id_step;
     uint64_t live;             /* spawned coroutines not yet ended */
@@ -106,6 +142,7 @@ static inline sp_sched *sp__sched(void)
 /* Ready queue: O(1) push, pop and removal from the middle (for yield_to). */
 static inline void sp__rq_push(sp_sched *s, sp_co *co)
 {
+    s->rq_len++;
     co->rq_next = NULL;
     co->rq_prev = s->rq_tail;
     if (s->rq_tail)
@@ -117,6 +154,7 @@ static inline void sp__rq_push(sp_sched *s, sp_co *co)
 
 static inline void sp__rq_remove(sp_sched *s, sp_co *co)
 {
+    s->rq_len--;
     if (co->rq_prev)
         co->rq_prev->rq_next = co->rq_next;
     else
@@ -131,6 +169,7 @@ static inline sp_co *sp__rq_pop(sp_sched *s)
 {
     sp_co *co = s->rq_head;
     if (co) {
+        s->rq_len--;
         s->rq_head = co->rq_next;
         if (s->rq_head)
             s->rq_head->rq_prev = NULL;
@@ -160,6 +199,22 @@ static inline sp_sched *sp__park(sp_sched *s)
     s->current->state = SP__CO_PARKED;
     return sp__switch_next(s);
 }
+
+/* Parks the current coroutine until sp__wake, its deadline (absolute
+ * CLOCK_MONOTONIC ns; -1 none) or sp_cancel.  The caller has linked it into
+ * what it waits on and set co->wait_unlink (or NULL for a plain sleep).
+ * Returns 0 when woken by sp__wake, else ETIMEDOUT or ECANCELED (as a
+ * positive errno), with the coroutine unlinked.  Fails at once with
+ * ECANCELED if the coroutine was cancelled before. */
+int sp__wait(sp_sched *s, int64_t deadline);
+/* Ends a wait started by sp__wait with err (0, EBADF, ...): takes the
+ * coroutine off the timer heap and readies it.  The caller has unlinked it. */
+void sp__wake(sp_sched *s, sp_co *co, int err);
+/* Readies every coroutine whose deadline has passed; returns how many. */
+int sp__timers_expire(sp_sched *s, int64_t now);
+/* Looks at I/O and timers without blocking: called between switches so busy
+ * coroutines do not starve I/O. */
+void sp__poll_now(sp_sched *s);
 
 /* Ends the current coroutine with `result`. */
 void sp__co_finish(sp_sched *s, void *result) __attribute__((noreturn));

@@ -6,7 +6,11 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#if defined(__clang__)
+#define sp__noinline_test __attribute__((noinline))
+#else
 #define sp__noinline_test __attribute__((noinline, noclone))
+#endif
 
 /* Frames written end to end, so every byte of the stack passed over is
  * written, the canary included; depth is measured in real addresses, as the
