@@ -13,6 +13,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct addrinfo;
 
 #ifdef __cplusplus
 extern "C" {
@@ -126,6 +131,99 @@ int sp_resume(sp_co *co);
  * the caller was not entered by sp_resume. */
 int sp_suspend(void);
 
+/* ---- Time, deadlines, cancellation ----------------------------------- */
+
+/* CLOCK_MONOTONIC now, in nanoseconds. */
+int64_t sp_now(void);
+/* The absolute deadline ms milliseconds from now; -1 for ms < 0 (none). */
+int64_t sp_deadline_ms(int64_t ms);
+
+/* Park the caller for ns nanoseconds / ms milliseconds / until the absolute
+ * deadline.  Returns 0, or -1 with errno ECANCELED (sp_cancel) or EINVAL
+ * (sp_sleep_until with a negative deadline).  Resolution: the poller's wait
+ * (epoll_pwait2 or io_uring, nanoseconds); without a poller, clock_nanosleep.
+ * Parks. */
+int sp_sleep_ns(int64_t ns);
+int sp_sleep_ms(int64_t ms);
+int sp_sleep_until(int64_t deadline);
+
+/* Cancels co (of the caller's thread): a wait it is parked in (a sleep, I/O,
+ * a join) ends with ECANCELED, and every later blocking spindle call it makes
+ * fails with ECANCELED at once, so it unwinds.  Returns 0, or -1 with errno
+ * EINVAL (co ended, a root, or of another thread).  Does not park. */
+int sp_cancel(sp_co *co);
+/* 1 if the calling coroutine has been cancelled. */
+int sp_canceled(void);
+
+/* ---- Coroutine I/O ------------------------------------------------------
+ * These mirror the system calls they are named after (-1 and errno) on
+ * descriptors that they make non-blocking.  Where the call would block, the
+ * coroutine parks until the descriptor is ready, the deadline (absolute
+ * monotonic ns, -1 none) passes (ETIMEDOUT), it is cancelled (ECANCELED) or
+ * another coroutine sp_close()s the descriptor (EBADF).  Regular files never
+ * wait on the poller: use the sp_file_* calls, which run on the offload pool
+ * (or io_uring).  All of them may park. */
+
+#define SP_LISTEN_REUSEPORT 1 /* sp_listen_tcp flag: SO_REUSEPORT */
+#define SP_LISTEN_V6ONLY    2
+
+/* A non-blocking, close-on-exec socket(2). */
+int sp_socket(int domain, int type, int protocol);
+/* Resolves host (numeric or name; NULL or "*" for any), binds with
+ * SO_REUSEADDR (and SO_REUSEPORT if asked) and listens.  Returns the
+ * descriptor, or -1 with errno (EAI errors as EINVAL/ENOENT). */
+int sp_listen_tcp(const char *host, int port, int backlog, int flags);
+/* accept4(2), non-blocking and close-on-exec.  Out of descriptors
+ * (EMFILE/ENFILE), it does not spin: it sheds the pending connection with a
+ * reserve descriptor where it can, then backs off (1 ms doubling to 100 ms)
+ * and tries again until the deadline, so the listener survives and serves
+ * again once descriptors free up. */
+int sp_accept(int fd, struct sockaddr *addr, socklen_t *len, int64_t deadline);
+int sp_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline);
+ssize_t sp_read(int fd, void *buf, size_t len, int64_t deadline);
+ssize_t sp_write(int fd, const void *buf, size_t len, int64_t deadline);
+/* Writes all len bytes, parking as needed.  Returns len, or -1 with errno
+ * (what was written before the error is lost to the caller). */
+ssize_t sp_write_all(int fd, const void *buf, size_t len, int64_t deadline);
+ssize_t sp_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
+ssize_t sp_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
+ssize_t sp_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
+ssize_t sp_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
+/* sendfile(2) from a regular file to a socket, parking while the socket is
+ * full.  Returns the bytes sent (the whole count unless an error stops it). */
+ssize_t sp_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_t deadline);
+/* Waits until fd is ready for events (SP_READ, SP_WRITE, or both). Returns
+ * the ready subset (errors and hang-ups report as both), or -1 with errno. */
+#define SP_READ  1
+#define SP_WRITE 2
+int sp_wait_fd(int fd, int events, int64_t deadline);
+/* Wakes every coroutine waiting on fd with EBADF, unregisters it from the
+ * poller, and closes it.  Returns close(2)'s result. Does not park. */
+int sp_close(int fd);
+
+/* ---- Offload pool -------------------------------------------------------
+ * Blocking work (regular files, DNS) runs on a few helper threads while the
+ * coroutine parks; completion wakes it through the poller.  Memory the job
+ * touches must stay valid while the caller is parked: not on a shared stack
+ * (the sp_file_* calls below take care of that themselves). */
+
+/* Runs fn(arg) on a helper thread and parks until it returns; stores its
+ * result in *result.  Returns 0, or -1 with errno ECANCELED (the caller was
+ * cancelled: the job still runs to completion, unobserved, and arg must stay
+ * valid until then, so pass heap memory) or ENOMEM. */
+int sp_offload(void *(*fn)(void *), void *arg, void **result);
+/* Threads in the pool (default 4, SPINDLE_OFFLOAD_THREADS); set before the
+ * first use.  Returns 0 or -EBUSY once the pool runs. */
+int sp_offload_set_threads(int n);
+
+int sp_file_open(const char *path, int flags, mode_t mode);
+ssize_t sp_file_pread(int fd, void *buf, size_t len, off_t off);
+ssize_t sp_file_pwrite(int fd, const void *buf, size_t len, off_t off);
+int sp_file_fsync(int fd);
+/* getaddrinfo(3) on the offload pool; returns its EAI_* code. */
+int sp_getaddrinfo(const char *node, const char *service,
+                   const struct addrinfo *hints, struct addrinfo **res);
+
 /* ---- Runtime configuration ------------------------------------------- */
 
 typedef enum sp_ctx_kind {
@@ -138,6 +236,12 @@ typedef enum sp_switch_mode {
     SP_SWITCH_DIRECT = 0, /* A -> B: the yielding coroutine switches to the next */
     SP_SWITCH_STAR,       /* A -> scheduler -> B, as a central loop would */
 } sp_switch_mode;
+
+typedef enum sp_poll_kind {
+    SP_POLL_DEFAULT = 0, /* the better of the two on this machine: see README */
+    SP_POLL_EPOLL,
+    SP_POLL_URING,       /* falls back to epoll, once, if io_uring is refused */
+} sp_poll_kind;
 
 typedef struct sp_config {
     int workers;              /* threads for sp_run; 0: the CPUs we may use */
@@ -153,6 +257,8 @@ typedef struct sp_config {
      * thread's coroutines then share the thread's control words, and a
      * change made in one is seen by all.  SPINDLE_FPENV=shared sets it. */
     int fpenv_shared;
+    sp_poll_kind poller;      /* SPINDLE_POLL=epoll|uring */
+    int epoll_level;          /* level-triggered epoll (SPINDLE_EPOLL=level) */
 } sp_config;
 
 /* Fills cfg with the defaults (asm switch, direct mode, fixed stacks), then
@@ -175,6 +281,9 @@ int sp_run(const sp_config *cfg, sp_co_fn main_fn, void *arg, void **result);
 
 const char *sp_ctx_name(sp_ctx_kind k);
 const char *sp_stack_name(sp_stack_kind k);
+/* The poller the calling thread uses ("epoll", "epoll-level", "uring"), or
+ * NULL before its first I/O wait. */
+const char *sp_poller_name(void);
 
 #ifdef __cplusplus
 }

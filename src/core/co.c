@@ -110,7 +110,7 @@ void sp__co_finish(sp_sched *s, void *result)
         sp__switch_to(s, w);
     } else {
         if (w)
-            sp__ready(s, w); /* the joiner */
+            sp__wake(s, w, 0); /* the joiner */
         sp__switch_next(s);
     }
     sp__fatal("a coroutine that ended was resumed");
@@ -119,6 +119,13 @@ void sp__co_finish(sp_sched *s, void *result)
 void sp_exit(void *result)
 {
     sp__co_finish(sp__sched(), result);
+}
+
+static void join_unlink(sp_co *joiner)
+{
+    sp_co *target = joiner->wait_obj;
+    if (target->waiter == joiner)
+        target->waiter = NULL;
 }
 
 int sp_join(sp_co *co, void **result)
@@ -140,7 +147,15 @@ int sp_join(sp_co *co, void **result)
     co->flags |= SP__F_JOINING;
     if (co->state != SP__CO_DONE) {
         co->waiter = s->current;
-        s = sp__park(s);
+        s->current->wait_obj = co;
+        s->current->wait_unlink = join_unlink;
+        int err = sp__wait(s, -1);
+        s = sp__sched();
+        if (err) {
+            co->flags &= ~SP__F_JOINING;
+            errno = err;
+            return -1;
+        }
     }
     if (result)
         *result = co->val;

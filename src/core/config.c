@@ -7,6 +7,8 @@ static const char *const ctx_names[] = {"asm", "ucontext", "sjlj"};
 static const char *const stack_names[] = {"default", "fixed", "virtual", "shared"};
 static const char *const switch_names[] = {"direct", "star"};
 static const char *const fpenv_names[] = {"coroutine", "shared"};
+static const char *const poll_names[] = {"default", "epoll", "uring"};
+static const char *const trigger_names[] = {"edge", "level"};
 
 const char *sp_ctx_name(sp_ctx_kind k)
 {
@@ -53,6 +55,16 @@ int sp_config_init(sp_config *cfg)
         if ((i = lookup(v, fpenv_names, 2, 0)) < 0)
             return -EINVAL;
         cfg->fpenv_shared = i;
+    }
+    if ((v = getenv("SPINDLE_POLL")) && *v) {
+        if ((i = lookup(v, poll_names, 3, 0)) < 0)
+            return -EINVAL;
+        cfg->poller = (sp_poll_kind)i;
+    }
+    if ((v = getenv("SPINDLE_EPOLL")) && *v) {
+        if ((i = lookup(v, trigger_names, 2, 0)) < 0)
+            return -EINVAL;
+        cfg->epoll_level = i;
     }
     return 0;
 }

@@ -49,6 +49,7 @@ enum {
     SP__F_RESUMED = 1 << 5,   /* entered by sp_resume: `waiter` is the resumer */
     SP__F_SCHED = 1 << 6,     /* the scheduler's own context */
     SP__F_CANCELED = 1 << 7,  /* sp_cancel: every blocking call fails */
+    SP__F_WAITING = 1 << 8,   /* parked in sp__wait: a timeout or cancel ends it */
 };
 
 /* How a wait ended (sp_co.wait_err): 0 when what it waited for happened. */
@@ -74,7 +75,8 @@ struct sp_co {
      * (a descriptor, a channel), when a timeout or sp_cancel ends the wait. */
     void (*wait_unlink)(sp_co *co);
     void *wait_obj;            /* what it waits on, for wait_unlink */
-    uint8_t state, kind, flags;
+    uint8_t state, kind;
+    uint16_t flags;
 #if SP_TSAN
     void *tsan_fiber;
 #endif
@@ -213,7 +215,10 @@ void sp__wake(sp_sched *s, sp_co *co, int err);
 /* Readies every coroutine whose deadline has passed; returns how many. */
 int sp__timers_expire(sp_sched *s, int64_t now);
 /* Looks at I/O and timers without blocking: called between switches so busy
- * coroutines do not starve I/O. */
+ * coroutines do not starve I/O, at most once per round of the ready queue
+ * and never more often than every SP__POLL_EVERY switches (a poll is a
+ * system call). */
+#define SP__POLL_EVERY 64
 void sp__poll_now(sp_sched *s);
 
 /* Ends the current coroutine with `result`. */

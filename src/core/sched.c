@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #if SP_ASAN
 #include <sanitizer/asan_interface.h>
@@ -157,9 +158,33 @@ static inline sp_sched *raw_switch(sp_sched *s, sp_co *from, sp_co *to)
     return r;
 }
 
+void sp__poll_now(sp_sched *s)
+{
+    s->since_poll = 0;
+    if (s->timers.n)
+        sp__timers_expire(s, sp_now());
+    if (s->poll && s->poll_waiters)
+        s->poll(s, 0);
+}
+
+static inline void maybe_poll(sp_sched *s)
+{
+    if (sp__unlikely(++s->since_poll >= SP__POLL_EVERY) && s->since_poll >= s->rq_len &&
+        (s->timers.n || s->poll_waiters))
+        sp__poll_now(s);
+}
+
 static inline sp_sched *switch_to(sp_sched *s, sp_co *to)
 {
     sp_co *from = s->current;
+    if (sp__unlikely(to == from)) {
+        /* A coroutine that parked and was readied again before it left (a
+         * poll between its park and the switch ended its wait) is next in
+         * line: it simply carries on.  A real switch would resume it from
+         * its previous save, since to->ctx.sp is read before it is saved. */
+        from->state = SP__CO_RUNNING;
+        return s;
+    }
     check_canary(from);
     if (sp__unlikely(to->kind == SP_STACK_SHARED && s->shared_owner != to)) {
         /* The run stack can only be rewritten from another stack. */
@@ -177,6 +202,7 @@ sp_sched *sp__switch_to(sp_sched *s, sp_co *to)
 sp_sched *sp__switch_next(sp_sched *s)
 {
     sp_co *next = NULL;
+    maybe_poll(s);
     if (s->cfg.switch_mode == SP_SWITCH_DIRECT)
         next = sp__rq_pop(s);
     if (!next)
@@ -187,6 +213,7 @@ sp_sched *sp__switch_next(sp_sched *s)
 void sp_yield(void)
 {
     sp_sched *s = sp__sched();
+    maybe_poll(s);
     if (!s->rq_head)
         return;
     sp_co *cur = s->current;
@@ -244,13 +271,37 @@ sp__noinline void sp__release_zombie(sp_sched *s)
         sp__co_free_object(s, z);
 }
 
+/* Nothing is ready: wait for the next deadline, I/O, or a wake-up from
+ * another thread; returns once something is ready. */
 static void idle(sp_sched *s)
 {
-    /* The poller and the timers (layer "poll") will wait here.  Without
-     * them nothing can make a coroutine ready again. */
-    sp__fatal("deadlock: every coroutine of this thread is parked and nothing "
-              "can wake them (current: %llu '%s')",
-              (unsigned long long)s->current->id, s->current->name);
+    while (!s->rq_head) {
+        s->since_poll = 0;
+        int64_t timeout = -1;
+        sp_co *t = sp__theap_min(&s->timers);
+        if (t) {
+            int64_t now = sp_now();
+            if (t->deadline <= now) {
+                sp__timers_expire(s, now);
+                continue;
+            }
+            timeout = t->deadline - now;
+        }
+        if (s->poll && (s->poll_waiters || t)) {
+            int rc = s->poll(s, timeout);
+            if (rc < 0 && rc != -EINTR)
+                sp__fatal("poller failed: %s", strerror(-rc));
+        } else if (t) {
+            struct timespec ts = {(time_t)(t->deadline / 1000000000),
+                                  (long)(t->deadline % 1000000000)};
+            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        } else {
+            sp__fatal("deadlock: every coroutine of this thread is parked and "
+                      "nothing can wake them");
+        }
+        if (s->timers.n)
+            sp__timers_expire(s, sp_now());
+    }
 }
 
 static void sched_main(sp_sched *s)
@@ -267,6 +318,7 @@ static void sched_main(sp_sched *s)
             idle(s);
             continue;
         }
+        s->since_poll++;
         if (next->kind == SP_STACK_SHARED)
             shared_swap(s, next);
         s = raw_switch(s, s->sched_co, next);

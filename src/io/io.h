@@ -1,0 +1,82 @@
+/* The io layer's per-thread state: the poller, the descriptor table, and
+ * the queue through which other threads (the offload pool) wake coroutines.
+ * Internal. */
+#ifndef SP_IO_H
+#define SP_IO_H
+
+#include <pthread.h>
+
+#include "core/internal.h"
+#include "poll/poll.h"
+
+/* One coroutine waiting on one direction of one descriptor.  From the
+ * thread's allocator, never on a stack (shared stacks move). */
+typedef struct sp__waiter {
+    struct sp__waiter *next, *prev; /* in the descriptor's list */
+    struct sp__waiter *sibling;     /* the other waiters of the same wait */
+    sp_co *co;
+    int fd;
+    uint8_t dir;                    /* 0 read, 1 write */
+} sp__waiter;
+
+typedef struct sp__wlist {
+    sp__waiter *head, *tail;
+} sp__wlist;
+
+typedef struct sp__fdstate {
+    sp__wlist wl[2];            /* waiting to read [0], to write [1]: FIFO */
+    uint32_t gen;               /* bumped by sp_close: stale events die */
+    uint8_t registered;         /* in the poller */
+    uint8_t interest;           /* level-triggered: SP__EV_* watched */
+    uint8_t nonblock;           /* O_NONBLOCK known to be set */
+} sp__fdstate;
+
+typedef struct sp__offload_job sp__offload_job;
+
+typedef struct sp__io {
+    sp__poller poller;
+    sp__fdstate *fds;
+    size_t nfds;
+    pthread_mutex_t lock;           /* guards `done` (other threads push) */
+    sp__offload_job *done;          /* finished jobs to hand back */
+    int fell_back;                  /* io_uring refused: on epoll */
+} sp__io;
+
+/* The calling thread's io state, made (and the poll hook installed) on first
+ * use.  NULL with errno set if the poller cannot be opened. */
+sp__io *sp__io_get(sp_sched *s);
+
+/* The state of fd, growing the table as needed (NULL: ENOMEM, or fd < 0). */
+sp__fdstate *sp__fd(sp__io *io, int fd);
+
+/* Parks until fd is ready for any of ev (SP__EV_IN, SP__EV_OUT) or the
+ * deadline.  Called after the operation returned EAGAIN.  Returns 0 or a
+ * positive errno (ETIMEDOUT, ECANCELED, EBADF, ENOMEM). */
+int sp__fd_wait(sp_sched *s, int fd, unsigned ev, int64_t deadline);
+
+/* The same for several descriptors (the hook library's poll): parks until
+ * one of them is ready for what is asked of it.  Returns as above. */
+typedef struct sp__fdwant {
+    int fd;
+    unsigned ev;
+} sp__fdwant;
+int sp__fd_wait_many(sp_sched *s, const sp__fdwant *w, int n, int64_t deadline);
+/* Ensures O_NONBLOCK on fd; 0 or -errno. */
+int sp__fd_nonblock(sp_sched *s, int fd);
+/* A descriptor fresh from socket/accept: forget whatever an older
+ * descriptor of the same number left in the table. */
+void sp__fd_fresh(sp_sched *s, int fd, int nonblock);
+
+/* On the scheduler's thread: hands the finished jobs back (offload.c). */
+void sp__offload_complete(sp_sched *s, sp__offload_job *job);
+
+/* 1 if [p, p+len) lies on the thread's shared run stack, where memory that
+ * another thread or the kernel writes while the owner is parked would land
+ * in another coroutine's frames. */
+static inline int sp__on_run_stack(sp_sched *s, const void *p, size_t len)
+{
+    const char *b = s->shared_stack.base;
+    return b && (const char *)p + len > b && (const char *)p < b + s->shared_stack.size;
+}
+
+#endif
