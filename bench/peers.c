@@ -106,6 +106,17 @@ static void peer_clean(char *s)
             *s = '\'';
 }
 
+void bench_peer_clean(char *s)
+{
+    peer_clean(s);
+}
+
+void bench_peer_why_missing(const bench_peer *p, char *why, size_t len)
+{
+    peer_missing_reason(p, why, len);
+    peer_clean(why);
+}
+
 static int peer_has_bench(const bench_peer *p, const char *bench)
 {
     for (int i = 0; i < BENCH_PEER_MAX_ROWS && p->rows[i].bench; i++)

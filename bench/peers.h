@@ -36,6 +36,15 @@ extern const int bench_peer_count;
  * Returns path (filled in) when found, NULL when not. */
 const char *bench_peer_find(const bench_peer *p, char *path, size_t len);
 
+/* Why p's program cannot be found: the reason its build marker
+ * (peer_<name>.skip, bench/peers/CMakeLists.txt) gives, or else one that
+ * names p's package; fit for a SKIP line (bench_peer_clean applied). */
+void bench_peer_why_missing(const bench_peer *p, char *why, size_t len);
+
+/* Makes s fit inside a JSON string that bench_print_skip does not escape:
+ * quotes, backslashes and control characters become '. */
+void bench_peer_clean(char *s);
+
 /* Runs the peers that have rows of bench `only_bench` with `--bench
  * only_bench`, or, when NULL, every peer, one bench at a time so the rows
  * come out grouped by bench (a peer with several benches runs once each).

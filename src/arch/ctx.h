@@ -48,6 +48,10 @@ void *sp__asm_switch_nofp(void **save_sp, void *load_sp, void *transfer);
  * the one whose saved stack pointer is in *link (with transfer NULL); with
  * link NULL it calls abort(). */
 void *sp__asm_make(void *top, void (*entry)(void *transfer), void **link);
+/* The bytes at the top of a stack that sp__asm_make zeroes and nothing
+ * writes again (a null return address and frame pointer): a shared-stack
+ * copy may leave them out. */
+#define SP__ASM_TOP_CONST 16
 
 /* --- ucontext and sjlj --- */
 

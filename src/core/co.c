@@ -13,7 +13,7 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-static void co_main(sp_sched *s)
+static inline __attribute__((always_inline)) void co_main(sp_sched *s)
 {
 #if SP_ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
@@ -178,40 +178,6 @@ int sp_detach(sp_co *co)
 sp_co *sp_self(void) { return sp__sched()->current; }
 uint64_t sp_co_id(const sp_co *co) { return co->id; }
 const char *sp_co_name(const sp_co *co) { return co->name; }
-
-int sp_resume(sp_co *co)
-{
-    sp_sched *s = sp__sched();
-    if (!co || co == s->current || co->sched != s ||
-        (co->state != SP__CO_READY && co->state != SP__CO_SUSPENDED)) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (co->state == SP__CO_READY)
-        sp__rq_remove(s, co);
-    co->waiter = s->current;
-    co->flags |= SP__F_RESUMED;
-    s->current->state = SP__CO_PARKED;
-    s = sp__switch_to(s, co);
-    /* Back because co suspended (it cleared `waiter`) or ended. */
-    return co->state == SP__CO_DONE ? 1 : 0;
-}
-
-int sp_suspend(void)
-{
-    sp_sched *s = sp__sched();
-    sp_co *co = s->current;
-    if (!(co->flags & SP__F_RESUMED) || !co->waiter) {
-        errno = EINVAL;
-        return -1;
-    }
-    sp_co *resumer = co->waiter;
-    co->waiter = NULL;
-    co->flags &= ~SP__F_RESUMED;
-    co->state = SP__CO_SUSPENDED;
-    sp__switch_to(s, resumer);
-    return 0;
-}
 
 int sp_run(const sp_config *cfg, sp_co_fn main_fn, void *arg, void **result)
 {

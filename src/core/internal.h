@@ -11,11 +11,12 @@
 
 /* ---- per-thread small-object allocator (mem.c) ---- */
 
-/* 16-byte steps to 256 B, 32-byte steps to 512 B, then powers of two to
+/* 8-byte steps to 256 B, 32-byte steps to 512 B, then powers of two to
  * 256 KiB (the largest saved shared stack).  Fine steps at the small end
  * because coroutine objects and shared-stack save buffers live there and a
- * million of them multiply every wasted byte. */
-#define SP__MEM_NCLASS (16 + 8 + 9)
+ * million of them multiply every wasted byte.  Blocks under 512 bytes are
+ * 8-aligned, larger ones 16-aligned. */
+#define SP__MEM_NCLASS (32 + 8 + 9)
 #define SP__MEM_MAX (256u * 1024)
 
 typedef struct sp__mem {
@@ -25,7 +26,7 @@ typedef struct sp__mem {
     size_t chunk_bytes; /* address space taken from the kernel, for stats */
 } sp__mem;
 
-/* Returns a block of at least size bytes (16-aligned) and its real capacity
+/* Returns a block of at least size bytes and its real capacity
  * in *cap, or NULL with errno ENOMEM.  Sizes above SP__MEM_MAX are mmap'd. */
 void *sp__mem_alloc(sp__mem *m, size_t size, size_t *cap);
 void sp__mem_free(sp__mem *m, void *p, size_t cap);
@@ -56,31 +57,45 @@ enum {
 
 struct sp_sched;
 
+/* 120 bytes: a million idle coroutines on shared stacks pay for every one
+ * of them, so fields that are never live at once share storage. */
 struct sp_co {
     sp__ctx ctx;
-    sp_co *rq_next, *rq_prev;  /* run queue links */
+    sp_co *rq_next, *rq_prev;  /* run queue links (wait lists while parked) */
     struct sp_sched *sched;    /* the scheduler it belongs to */
     uint64_t id;
     const char *name;
-    sp_co_fn fn;
-    void *val;                 /* the argument until it ends, then the result */
+    union {
+        sp_co_fn fn;           /* until it starts */
+        /* Once started: removes the coroutine from whatever it waits on
+         * besides the timer (a descriptor, a channel), when a timeout or
+         * sp_cancel ends the wait. */
+        void (*wait_unlink)(sp_co *co);
+    };
+    union {
+        void *val;             /* the argument until it starts, the result once it ends */
+        int64_t deadline;      /* in between: while in the timer heap */
+    };
     sp_co *waiter;             /* its joiner, or its resumer while resumed */
-    sp__stack stack;           /* fixed/virtual; unused for shared */
-    char *save_buf;            /* shared: the frames while off the run stack */
-    uint32_t save_len, save_cap;
-    int64_t deadline;          /* while in the timer heap */
-    uint32_t heap_idx;         /* its slot there, 0 when not in it */
-    int wait_err;              /* errno a wait ended with, 0 when none */
-    /* Removes the coroutine from whatever it waits on besides the timer
-     * (a descriptor, a channel), when a timeout or sp_cancel ends the wait. */
-    void (*wait_unlink)(sp_co *co);
+    union {
+        sp__stack stack;       /* fixed and virtual stacks */
+        struct {               /* shared: its frames while off the run stack */
+            char *save_buf;
+            uint32_t save_len, save_cap;
+        };
+    };
     void *wait_obj;            /* what it waits on, for wait_unlink */
+    uint32_t heap_idx;         /* its timer heap slot, 0 when not in it */
+    int wait_err;              /* errno a wait ended with, 0 when none */
     uint8_t state, kind;
     uint16_t flags;
 #if SP_TSAN
     void *tsan_fiber;
 #endif
 };
+#if !SP_TSAN
+_Static_assert(sizeof(struct sp_co) == 120, "sp_co grew: idle memory is measured per byte");
+#endif
 
 /* ---- timers (timer.c) ---- */
 

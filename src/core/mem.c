@@ -14,20 +14,20 @@
 static int class_of(size_t size, size_t *cap)
 {
     if (size <= 256) {
-        size_t c = size ? (size + 15) / 16 : 1;      /* 1..16 */
-        *cap = c * 16;
+        size_t c = size ? (size + 7) / 8 : 1;        /* 1..32 */
+        *cap = c * 8;
         return (int)c - 1;
     }
     if (size <= 512) {
         size_t c = (size - 256 + 31) / 32;           /* 1..8 */
         *cap = 256 + c * 32;
-        return 15 + (int)c;
+        return 31 + (int)c;
     }
     int k = 10;                                      /* 1 KiB */
     while (((size_t)1 << k) < size)
         k++;
     *cap = (size_t)1 << k;
-    return 24 + (k - 10);                            /* 24..32 */
+    return 40 + (k - 10);                            /* 40..48 */
 }
 
 void *sp__mem_alloc(sp__mem *m, size_t size, size_t *cap)
@@ -49,7 +49,15 @@ void *sp__mem_alloc(sp__mem *m, size_t size, size_t *cap)
         m->free[c] = *(void **)p;
         return p;
     }
-    if (m->chunk_left < *cap) {
+    /* Small blocks (coroutines, save buffers, waiters) hold nothing wider
+     * than 8 bytes, and 16-aligning them would pad every pair; the large
+     * ones hold ucontext's FP area, which fxsave wants 16-aligned. */
+    size_t align = *cap >= 512 ? 16 : 8;
+    size_t pad = (size_t)(SP__ALIGN_UP((uintptr_t)m->chunk, align) - (uintptr_t)m->chunk);
+    if (m->chunk_left >= pad + *cap) {
+        m->chunk += pad;
+        m->chunk_left -= pad;
+    } else {
         size_t len = *cap > SP__MEM_CHUNK ? *cap : SP__MEM_CHUNK;
         void *chunk = mmap(NULL, len, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -57,7 +65,7 @@ void *sp__mem_alloc(sp__mem *m, size_t size, size_t *cap)
             errno = ENOMEM;
             return NULL;
         }
-        /* The tail of the old chunk is abandoned: at most one block. */
+        /* The tail of the old chunk is abandoned: less than one block. */
         m->chunk = chunk;
         m->chunk_left = len;
         m->chunk_bytes += len;

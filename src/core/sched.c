@@ -79,9 +79,17 @@ static void copy_frames(char *dst, const char *src, size_t len)
         d[i] = p[i];
 }
 
-static void shared_save(sp_sched *s, sp_co *co)
+/* The part of the run stack a suspended coroutine's frames end at: below
+ * the asm backend's constant top bytes, which need no copy. */
+static inline char *shared_top(sp_sched *s)
 {
     char *top = s->shared_stack.base + s->shared_stack.size;
+    return s->cfg.ctx == SP_CTX_ASM ? top - SP__ASM_TOP_CONST : top;
+}
+
+static void shared_save(sp_sched *s, sp_co *co)
+{
+    char *top = shared_top(s);
     char *lo = (char *)SP__ALIGN_DOWN((uintptr_t)co->ctx.sp, 16);
     size_t len = (size_t)(top - lo);
     if (len > co->save_cap || len * 4 < co->save_cap) {
@@ -100,7 +108,7 @@ static void shared_save(sp_sched *s, sp_co *co)
 
 static void shared_load(sp_sched *s, sp_co *co)
 {
-    char *top = s->shared_stack.base + s->shared_stack.size;
+    char *top = shared_top(s);
     if (co->flags & SP__F_FRESH) {
         co->flags &= ~SP__F_FRESH;
         sp__co_make_context(s, co, s->shared_stack.base, s->shared_stack.size);
@@ -239,6 +247,43 @@ int sp_yield_to(sp_co *co)
     s->current->state = SP__CO_READY;
     sp__rq_push(s, s->current);
     sp__switch_to(s, co);
+    return 0;
+}
+
+/* The asymmetric pair lives here, beside the inline switch, so an idle
+ * coroutine parked in sp_suspend keeps one frame fewer on its stack (its
+ * copy is what a shared-stack coroutine costs). */
+int sp_resume(sp_co *co)
+{
+    sp_sched *s = sp__sched();
+    if (!co || co == s->current || co->sched != s ||
+        (co->state != SP__CO_READY && co->state != SP__CO_SUSPENDED)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (co->state == SP__CO_READY)
+        sp__rq_remove(s, co);
+    co->waiter = s->current;
+    co->flags |= SP__F_RESUMED;
+    s->current->state = SP__CO_PARKED;
+    s = switch_to(s, co);
+    /* Back because co suspended (it cleared `waiter`) or ended. */
+    return co->state == SP__CO_DONE ? 1 : 0;
+}
+
+int sp_suspend(void)
+{
+    sp_sched *s = sp__sched();
+    sp_co *co = s->current;
+    if (!(co->flags & SP__F_RESUMED) || !co->waiter) {
+        errno = EINVAL;
+        return -1;
+    }
+    sp_co *resumer = co->waiter;
+    co->waiter = NULL;
+    co->flags &= ~SP__F_RESUMED;
+    co->state = SP__CO_SUSPENDED;
+    switch_to(s, resumer);
     return 0;
 }
 

@@ -17,8 +17,14 @@
  * mmap.  Only touched pages cost memory, so a big slab costs nothing but
  * address space (MAP_NORESERVE keeps it out of the commit charge). */
 #define SP__SLAB_BYTES (8u * 1024 * 1024)
-/* A recognisable pattern: an overflow that wrote anything over it breaks it. */
-#define SP__CANARY 0x5350494e444c4521ull /* "SPINDLE!" */
+/* The canary of an unguarded stack is its lowest 64 bytes being zero.  A
+ * fresh slab is zero, and a stack goes back to the pool only after its
+ * canary was checked, so nothing is ever written: writing a pattern would
+ * touch the stack's bottom page and cost every coroutine a page of memory.
+ * An overflow that passes over the bottom leaves return addresses and
+ * frame pointers there; one that writes only zeros is missed, as a
+ * pattern canary misses a frame that skips it. */
+#define SP__CANARY_BYTES 64
 
 /* Process-wide, because the mapping limit is: how many guards exist, and how
  * many may.  Touched when slabs are carved, never on a spawn from the pool. */
@@ -121,7 +127,7 @@ static int carve(sp__stack_bucket *b, int must_guard, sp__stack *out)
     }
     char *guard = b->slab_next;
     out->base = guard + page;
-    out->size = b->size;
+    out->size = (uint32_t)b->size;
     out->kind = b->kind;
     out->guarded = (uint8_t)try_guard(guard);
     if (!out->guarded) {
@@ -170,8 +176,8 @@ int sp__stack_alloc(sp__stack_pool *p, int kind, size_t size, int must_guard,
         return -EINVAL;
     size_t page = sp__page_size();
     size = SP__ALIGN_UP(size ? size : sp__stack_default_size(kind), page);
-    if (size < 4 * page)
-        return -EINVAL; /* below this even the entry frame and a signal won't fit */
+    if (size < 4 * page || size > (1u << 30))
+        return -EINVAL; /* below: not even a signal frame fits; above: absurd */
     sp__stack_bucket *b = bucket_for(p, kind, size);
     if (!b)
         return -EINVAL;
@@ -181,11 +187,11 @@ int sp__stack_alloc(sp__stack_pool *p, int kind, size_t size, int must_guard,
         b->free = *link_of(base, size);
         b->nfree--;
         out->base = base;
-        out->size = size;
+        out->size = (uint32_t)size;
         out->kind = (uint8_t)kind;
         out->guarded = (uint8_t)*flags_of(base, size);
     } else if (!must_guard && take_orphan(b, out)) {
-        out->size = size;
+        out->size = (uint32_t)size;
         out->kind = (uint8_t)kind;
         out->guarded = (uint8_t)*flags_of(out->base, size);
     } else {
@@ -193,8 +199,6 @@ int sp__stack_alloc(sp__stack_pool *p, int kind, size_t size, int must_guard,
         if (rc < 0)
             return rc;
     }
-    if (!out->guarded)
-        *(uint64_t *)out->base = SP__CANARY;
     return 0;
 }
 
@@ -247,5 +251,11 @@ void sp__stack_pool_fini(sp__stack_pool *p)
 
 int sp__stack_canary_ok(const sp__stack *st)
 {
-    return st->guarded || *(const uint64_t *)st->base == SP__CANARY;
+    if (st->guarded)
+        return 1;
+    const uint64_t *w = (const uint64_t *)(const void *)st->base;
+    uint64_t any = 0;
+    for (size_t i = 0; i < SP__CANARY_BYTES / sizeof *w; i++)
+        any |= w[i];
+    return any == 0;
 }

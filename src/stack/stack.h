@@ -5,7 +5,8 @@
  * followed by the stack; the page becomes a PROT_NONE guard while the
  * process-wide guard budget lasts (each guard splits its slab: two kernel
  * mappings a stack, against vm.max_map_count), and otherwise stays unused
- * while a canary at the stack's lowest bytes stands in for it. */
+ * while a canary at the stack's lowest bytes stands in for it (stack.c
+ * says why the canary is zeros). */
 #ifndef SP_STACK_H
 #define SP_STACK_H
 
@@ -15,7 +16,7 @@
 
 typedef struct sp__stack {
     char *base;       /* lowest usable byte; top = base + size */
-    size_t size;
+    uint32_t size;    /* stacks are far below 4 GiB; 16 bytes a stack */
     uint8_t kind;     /* SP_STACK_FIXED or SP_STACK_VIRTUAL */
     uint8_t guarded;  /* 1: PROT_NONE page below base; 0: canary at base */
 } sp__stack;

@@ -12,7 +12,6 @@
 
 #define FLOOD 200
 static int lfd, held[256], nheld;
-static volatile int releasing;
 
 static void *acceptor(void *arg)
 {
