@@ -4,11 +4,13 @@
  *
  *   $ build/examples/echo --port 7000 [--backend epoll|uring] [--idle-ms N]
  *
+ * --idle-ms: close a connection idle that long (default 60000; -1: never).
  * Prints "READY <port>" once listening; SIGTERM or SIGINT stops it. */
 #include <spindle.h>
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <sys/resource.h>
 #include <signal.h>
@@ -28,6 +30,8 @@ static int listen_fd = -1;
 static void *serve(void *arg)
 {
     int fd = (int)(intptr_t)arg;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* as the peers do */
     char buf[ECHO_BUF];
     ssize_t n;
     while ((n = sp_read(fd, buf, sizeof buf, sp_deadline_ms(idle_ms))) > 0)

@@ -16,6 +16,8 @@
 #include <spindle.h>
 
 #include "bench.h"
+#include "core/internal.h"
+#include "echo.h"
 #include "peers.h"
 
 /* Each variant needs its own scheduler configuration, and a thread's
@@ -171,6 +173,79 @@ static double idle_in_child(const variant *v, long n)
     return r;
 }
 
+/* ---- timers ----
+ * Insert and cancel one timer while a million others are pending: what a
+ * server pays per request deadline (armed, then disarmed when the answer
+ * comes first).  Runs on the timer heap directly, without parking, so the
+ * figure is the structure's own cost. */
+
+#define TIMERS_PENDING 1000000
+
+static uint64_t rng_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static double bench_timers(const variant *v, long iters)
+{
+    sp__theap h = {0};
+    sp_co *pending = calloc(TIMERS_PENDING, sizeof *pending);
+    sp_co extra[64];
+    if (!pending)
+        return -1;
+    uint64_t x = 88172645463325252ull;
+    int64_t now = sp_now();
+    /* Deadlines spread over the next minute, as request timeouts are. */
+    for (long i = 0; i < TIMERS_PENDING; i++) {
+        pending[i].deadline = now + (int64_t)(rng_next(&x) % 60000000000ull);
+        if (sp__theap_push(&h, &pending[i]) != 0)
+            return -1;
+    }
+    memset(extra, 0, sizeof extra);
+    double t0 = bench_now_ns();
+    for (long i = 0; i < iters; i++) {
+        sp_co *t = &extra[i & 63];
+        t->deadline = now + (int64_t)(rng_next(&x) % 60000000000ull);
+        sp__theap_push(&h, t);
+        sp__theap_remove(&h, t);
+    }
+    double per = (bench_now_ns() - t0) / (double)iters;
+    free(pending);
+    free(h.a);
+    return per;
+}
+
+/* ---- echo ---- */
+
+static const char *echo_server_path(void)
+{
+    const char *env = getenv("SPINDLE_ECHO_SERVER");
+    if (env)
+        return env;
+    if (access(SP_ECHO_BUILD, X_OK) == 0)
+        return SP_ECHO_BUILD;
+    return SP_ECHO_INSTALL;
+}
+
+static void bench_echo(const char *bench, int runs, int json, int peers)
+{
+    static const char *const backends[] = {"epoll", "uring"};
+    for (int i = 0; i < 2; i++) {
+        char impl[32];
+        snprintf(impl, sizeof impl, "spindle/%s", backends[i]);
+        /* No idle deadline: the libuv and libevent peers arm none either,
+         * and a deadline costs two clock reads and a timer a message. */
+        char *argv[] = {(char *)echo_server_path(), "--backend", (char *)backends[i],
+                        "--idle-ms", "-1", NULL};
+        bench_echo_run(bench, impl, argv, runs, json, stdout);
+    }
+    if (peers)
+        bench_echo_peers(bench, runs, json, stdout);
+}
+
 /* ---- driver ---- */
 
 static void config(sp_config *c, sp_ctx_kind ctx, sp_switch_mode mode, int fpshared)
@@ -244,10 +319,11 @@ static int wanted(const char *only, const char *bench)
 
 static void usage(FILE *f)
 {
-    fputs("usage: spindle micro [--peers] [--json] [--bench switch|spawn|idle_memory]\n"
-          "                     [--runs N] [--quick]\n"
+    fputs("usage: spindle micro [--peers] [--json] [--bench NAME] [--runs N] [--quick]\n"
+          "  benches: switch, spawn, idle_memory, timers, echo_rtt, echo_1000\n"
           "  --peers   also run the peer programs (Boost.Context, Boost.Fiber, State\n"
-          "            Threads, glibc swapcontext, pthread) in the same run\n"
+          "            Threads, glibc swapcontext, pthread, libuv, libevent) in the\n"
+          "            same run\n"
           "  --json    one JSON object per line instead of a table\n"
           "  --bench   only this benchmark\n"
           "  --runs N  runs per figure (median, min, max); default 5\n"
@@ -286,13 +362,21 @@ int spindle_micro(int argc, char **argv)
         fprintf(stderr, "spindle micro: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (only && strcmp(only, "switch") && strcmp(only, "spawn") && strcmp(only, "idle_memory")) {
-        fprintf(stderr, "spindle micro: unknown bench '%s' (switch, spawn, idle_memory)\n", only);
+    static const char *const benches[] = {"switch", "spawn", "idle_memory", "timers",
+                                          "echo_rtt", "echo_1000"};
+    int known = !only;
+    for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
+        known |= only && !strcmp(only, benches[i]);
+    if (!known) {
+        fprintf(stderr, "spindle micro: unknown bench '%s' (switch, spawn, idle_memory, "
+                        "timers, echo_rtt, echo_1000)\n", only);
         return 2;
     }
-    /* One CPU for every measurement, ours and the peers': a run that
-     * migrates mid-measurement is noise. */
-    cpu_set_t set;
+    /* One CPU for every single-threaded measurement, ours and the peers':
+     * a run that migrates mid-measurement is noise.  The echo benchmarks
+     * pin a server and a client to two CPUs themselves. */
+    cpu_set_t all, set;
+    sched_getaffinity(0, sizeof all, &all);
     CPU_ZERO(&set);
     CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &set);
     int pinned = sched_setaffinity(0, sizeof set, &set) == 0;
@@ -350,6 +434,19 @@ int spindle_micro(int argc, char **argv)
         }
         if (peers)
             bench_peers_run("idle_memory", json, stdout);
+    }
+    if (wanted(only, "timers")) {
+        variant v = {.impl = "spindle/heap4", .run = bench_timers, .stack = SP_STACK_FIXED};
+        config(&v.cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 0);
+        measure("timers", &v, "ns/op", runs, json);
+    }
+    if (wanted(only, "echo_rtt") || wanted(only, "echo_1000")) {
+        sched_setaffinity(0, sizeof all, &all);
+        bench_echo_note(stdout, json);
+        if (wanted(only, "echo_rtt"))
+            bench_echo("echo_rtt", runs, json, peers);
+        if (wanted(only, "echo_1000"))
+            bench_echo("echo_1000", runs, json, peers);
     }
     return 0;
 }

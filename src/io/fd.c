@@ -45,6 +45,8 @@ sp__fdstate *sp__fd(sp__io *io, int fd)
         if (!t)
             return NULL;
         memset(t + io->nfds, 0, (n - io->nfds) * sizeof *t);
+        for (size_t i = io->nfds; i < n; i++)
+            t[i].ready = SP__EV_IN | SP__EV_OUT; /* unknown: try first */
         io->fds = t;
         io->nfds = n;
     }
@@ -105,6 +107,7 @@ static void on_event(void *ctx, const sp__pevent *ev)
     sp__fdstate *st = &io->fds[ev->fd];
     if (!st->registered || (st->gen & 0x3fffffffu) != (ev->gen & 0x3fffffffu))
         return; /* closed (and maybe reopened) after the event was queued */
+    st->ready |= (uint8_t)(ev->events & (SP__EV_IN | SP__EV_OUT));
     if (ev->events & SP__EV_IN)
         wake_list(s, &st->wl[0], 0);
     if (ev->events & SP__EV_OUT)
@@ -175,7 +178,7 @@ int sp__fd_nonblock(sp_sched *s, int fd)
     return 0;
 }
 
-void sp__fd_fresh(sp_sched *s, int fd, int nonblock)
+void sp__fd_fresh(sp_sched *s, int fd, int nonblock, int stream)
 {
     sp__io *io = sp__io_get(s);
     sp__fdstate *st = io ? sp__fd(io, fd) : NULL;
@@ -187,6 +190,8 @@ void sp__fd_fresh(sp_sched *s, int fd, int nonblock)
     st->interest = 0;
     st->gen++;
     st->nonblock = (uint8_t)nonblock;
+    st->stream = (uint8_t)stream;
+    st->ready = SP__EV_IN | SP__EV_OUT; /* unknown: try first */
 }
 
 /* Registers fd with the poller on its first wait (edge-triggered: once,
@@ -313,6 +318,8 @@ int sp_close(int fd)
         st->registered = 0;
         st->interest = 0;
         st->nonblock = 0;
+        st->stream = 0;
+        st->ready = SP__EV_IN | SP__EV_OUT;
         st->gen++;
     }
     return close(fd);

@@ -29,6 +29,14 @@ typedef struct sp__fdstate {
     uint8_t registered;         /* in the poller */
     uint8_t interest;           /* level-triggered: SP__EV_* watched */
     uint8_t nonblock;           /* O_NONBLOCK known to be set */
+    /* SP__EV_IN/OUT: may be ready, so the call is worth trying.  Set by
+     * events, and for descriptors of unknown state; cleared by EAGAIN, and,
+     * on stream sockets, by a short read or write, which means the socket
+     * was drained or filled.  A call whose bit is clear parks without the
+     * system call that would only say EAGAIN: edge-triggered epoll and
+     * io_uring polls report any data that arrives after that. */
+    uint8_t ready;
+    uint8_t stream;             /* a SOCK_STREAM socket we created or accepted */
 } sp__fdstate;
 
 typedef struct sp__offload_job sp__offload_job;
@@ -65,7 +73,7 @@ int sp__fd_wait_many(sp_sched *s, const sp__fdwant *w, int n, int64_t deadline);
 int sp__fd_nonblock(sp_sched *s, int fd);
 /* A descriptor fresh from socket/accept: forget whatever an older
  * descriptor of the same number left in the table. */
-void sp__fd_fresh(sp_sched *s, int fd, int nonblock);
+void sp__fd_fresh(sp_sched *s, int fd, int nonblock, int stream);
 
 /* On the scheduler's thread: hands the finished jobs back (offload.c). */
 void sp__offload_complete(sp_sched *s, sp__offload_job *job);

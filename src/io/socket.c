@@ -16,69 +16,105 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Checks cancellation and makes fd non-blocking; -1 with errno on error. */
-static int begin(sp_sched *s, int fd)
+/* Checks cancellation, makes fd non-blocking, and returns its state, or
+ * NULL with errno set. */
+static sp__fdstate *begin(sp_sched *s, int fd)
 {
     if (sp__unlikely(s->current->flags & SP__F_CANCELED)) {
         errno = ECANCELED;
-        return -1;
+        return NULL;
     }
-    int rc = sp__fd_nonblock(s, fd);
-    if (rc < 0) {
-        errno = -rc;
-        return -1;
+    sp__io *io = sp__io_get(s);
+    if (!io)
+        return NULL;
+    sp__fdstate *st = sp__fd(io, fd);
+    if (!st) {
+        errno = fd < 0 ? EBADF : ENOMEM;
+        return NULL;
     }
-    return 0;
+    if (sp__unlikely(!st->nonblock)) {
+        int rc = sp__fd_nonblock(s, fd);
+        if (rc < 0) {
+            errno = -rc;
+            return NULL;
+        }
+    }
+    return st;
 }
 
-/* After a call failed: 1 to retry (EINTR, or EAGAIN and the wait
- * succeeded), 0 to return -1 with errno set. */
-static int retry(sp_sched **s, int fd, unsigned ev, int64_t deadline)
+/* Parks until fd may be ready for ev.  Returns its state again (the table
+ * may have moved meanwhile), or NULL with errno set. */
+static sp__fdstate *await(sp_sched **s, int fd, unsigned ev, int64_t deadline)
 {
-    if (errno == EINTR)
-        return 1;
-    if (errno != EAGAIN && errno != EWOULDBLOCK)
-        return 0;
     int err = sp__fd_wait(*s, fd, ev, deadline);
     *s = sp__sched();
     if (err) {
         errno = err;
-        return 0;
+        return NULL;
     }
-    return 1;
+    sp__fdstate *st = sp__fd((*s)->poll_ctx, fd);
+    st->ready |= (uint8_t)ev;
+    return st;
 }
+
+/* The loop every call shares: try the call while fd may be ready, park
+ * when it is not.  `shortfall` is true when a call that succeeded moved
+ * less than asked, which on a stream socket means drained (or full).
+ * Past the deadline the call is still tried once, so data that is already
+ * there is returned rather than a timeout. */
+#define SP__IO_LOOP(s, fd, st, ev, deadline, call, shortfall)              \
+    for (int last_ = 0;;) {                                                \
+        if ((st)->ready & (ev)) {                                          \
+            ssize_t n = (call);                                            \
+            if (n >= 0) {                                                  \
+                if ((st)->stream && n > 0 && (shortfall))                  \
+                    (st)->ready &= (uint8_t)~(ev);                         \
+                return n;                                                  \
+            }                                                              \
+            if (errno == EINTR)                                            \
+                continue;                                                  \
+            if (errno != EAGAIN && errno != EWOULDBLOCK)                   \
+                return -1;                                                 \
+            (st)->ready &= (uint8_t)~(ev);                                 \
+            if (last_) {                                                   \
+                errno = ETIMEDOUT;                                         \
+                return -1;                                                 \
+            }                                                              \
+        }                                                                  \
+        if ((deadline) >= 0 && (deadline) <= sp_now()) {                   \
+            last_ = 1;                                                     \
+            (st)->ready |= (uint8_t)(ev);                                  \
+            continue;                                                      \
+        }                                                                  \
+        if (!((st) = await(&(s), (fd), (ev), (deadline))))                 \
+            return -1;                                                     \
+    }
 
 int sp_socket(int domain, int type, int protocol)
 {
     sp_sched *s = sp__sched();
     int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
     if (fd >= 0)
-        sp__fd_fresh(s, fd, 1);
+        sp__fd_fresh(s, fd, 1, (type & 0xf) == SOCK_STREAM);
     return fd;
 }
 
 ssize_t sp_read(int fd, void *buf, size_t len, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    if (begin(s, fd) < 0)
+    sp__fdstate *st = begin(s, fd);
+    if (!st)
         return -1;
-    for (;;) {
-        ssize_t n = read(fd, buf, len);
-        if (n >= 0 || !retry(&s, fd, SP__EV_IN, deadline))
-            return n;
-    }
+    SP__IO_LOOP(s, fd, st, SP__EV_IN, deadline, read(fd, buf, len), (size_t)n < len);
 }
 
 ssize_t sp_write(int fd, const void *buf, size_t len, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    if (begin(s, fd) < 0)
+    sp__fdstate *st = begin(s, fd);
+    if (!st)
         return -1;
-    for (;;) {
-        ssize_t n = write(fd, buf, len);
-        if (n >= 0 || !retry(&s, fd, SP__EV_OUT, deadline))
-            return n;
-    }
+    SP__IO_LOOP(s, fd, st, SP__EV_OUT, deadline, write(fd, buf, len), (size_t)n < len);
 }
 
 ssize_t sp_write_all(int fd, const void *buf, size_t len, int64_t deadline)
@@ -95,69 +131,82 @@ ssize_t sp_write_all(int fd, const void *buf, size_t len, int64_t deadline)
     return (ssize_t)len;
 }
 
+static size_t iov_bytes(const struct iovec *iov, int iovcnt)
+{
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    return total;
+}
+
 ssize_t sp_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    if (begin(s, fd) < 0)
+    sp__fdstate *st = begin(s, fd);
+    if (!st)
         return -1;
-    for (;;) {
-        ssize_t n = readv(fd, iov, iovcnt);
-        if (n >= 0 || !retry(&s, fd, SP__EV_IN, deadline))
-            return n;
-    }
+    SP__IO_LOOP(s, fd, st, SP__EV_IN, deadline, readv(fd, iov, iovcnt),
+                (size_t)n < iov_bytes(iov, iovcnt));
 }
 
 ssize_t sp_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    if (begin(s, fd) < 0)
+    sp__fdstate *st = begin(s, fd);
+    if (!st)
         return -1;
-    for (;;) {
-        ssize_t n = writev(fd, iov, iovcnt);
-        if (n >= 0 || !retry(&s, fd, SP__EV_OUT, deadline))
-            return n;
-    }
+    SP__IO_LOOP(s, fd, st, SP__EV_OUT, deadline, writev(fd, iov, iovcnt),
+                (size_t)n < iov_bytes(iov, iovcnt));
 }
 
 ssize_t sp_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    if (begin(s, fd) < 0)
+    sp__fdstate *st = begin(s, fd);
+    if (!st)
         return -1;
-    for (;;) {
-        ssize_t n = recv(fd, buf, len, flags);
-        if (n >= 0 || (flags & MSG_DONTWAIT) || !retry(&s, fd, SP__EV_IN, deadline))
-            return n;
-    }
+    if (flags & MSG_DONTWAIT)
+        return recv(fd, buf, len, flags);
+    /* A peek leaves the data there: it says nothing about draining. */
+    SP__IO_LOOP(s, fd, st, SP__EV_IN, deadline, recv(fd, buf, len, flags),
+                !(flags & MSG_PEEK) && (size_t)n < len);
 }
 
 ssize_t sp_send(int fd, const void *buf, size_t len, int flags, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    if (begin(s, fd) < 0)
+    sp__fdstate *st = begin(s, fd);
+    if (!st)
         return -1;
-    for (;;) {
-        ssize_t n = send(fd, buf, len, flags | MSG_NOSIGNAL);
-        if (n >= 0 || (flags & MSG_DONTWAIT) || !retry(&s, fd, SP__EV_OUT, deadline))
-            return n;
-    }
+    if (flags & MSG_DONTWAIT)
+        return send(fd, buf, len, flags | MSG_NOSIGNAL);
+    SP__IO_LOOP(s, fd, st, SP__EV_OUT, deadline, send(fd, buf, len, flags | MSG_NOSIGNAL),
+                (size_t)n < len);
 }
 
 ssize_t sp_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    if (begin(s, out_fd) < 0)
+    sp__fdstate *st = begin(s, out_fd);
+    if (!st)
         return -1;
     size_t sent = 0;
     while (sent < count) {
-        ssize_t n = sendfile(out_fd, in_fd, offset, count - sent);
-        if (n > 0) {
-            sent += (size_t)n;
-            continue;
+        if (st->ready & SP__EV_OUT) {
+            ssize_t n = sendfile(out_fd, in_fd, offset, count - sent);
+            if (n > 0) {
+                sent += (size_t)n;
+                continue;
+            }
+            if (n == 0)
+                break; /* end of the file */
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                return sent ? (ssize_t)sent : -1;
+            st->ready &= (uint8_t)~SP__EV_OUT;
         }
-        if (n == 0)
-            break; /* end of the file */
-        if (!retry(&s, out_fd, SP__EV_OUT, deadline))
+        if (!(st = await(&s, out_fd, SP__EV_OUT, deadline)))
             return sent ? (ssize_t)sent : -1;
     }
     return (ssize_t)sent;
@@ -166,7 +215,7 @@ ssize_t sp_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_t 
 int sp_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    if (begin(s, fd) < 0)
+    if (!begin(s, fd))
         return -1;
     if (connect(fd, addr, len) == 0)
         return 0;
@@ -224,15 +273,22 @@ static void shed_one(int lfd)
 int sp_accept(int fd, struct sockaddr *addr, socklen_t *len, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    if (begin(s, fd) < 0)
+    sp__fdstate *st = begin(s, fd);
+    if (!st)
         return -1;
+    int stream = st->stream; /* accepted sockets are of the listener's type */
     reserve_take();
     int64_t backoff = SP__EMFILE_BACKOFF_MIN_NS;
     for (;;) {
-        int c = accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (c >= 0) {
-            sp__fd_fresh(s, c, 1);
-            return c;
+        int c = -1;
+        if (st->ready & SP__EV_IN) {
+            c = accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (c >= 0) {
+                sp__fd_fresh(s, c, 1, stream);
+                return c;
+            }
+        } else {
+            errno = EAGAIN;
         }
         if (errno == EMFILE || errno == ENFILE) {
             shed_one(fd);
@@ -248,12 +304,16 @@ int sp_accept(int fd, struct sockaddr *addr, socklen_t *len, int64_t deadline)
             backoff = backoff * 2 > SP__EMFILE_BACKOFF_MAX_NS ? SP__EMFILE_BACKOFF_MAX_NS
                                                                : backoff * 2;
             s = sp__sched();
+            st = sp__fd(s->poll_ctx, fd);
             continue;
         }
-        if (errno == ECONNABORTED || errno == EPROTO)
+        if (errno == ECONNABORTED || errno == EPROTO || errno == EINTR)
             continue; /* the peer gave up while queued: not our error */
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
         backoff = SP__EMFILE_BACKOFF_MIN_NS;
-        if (!retry(&s, fd, SP__EV_IN, deadline))
+        st->ready &= (uint8_t)~SP__EV_IN;
+        if (!(st = await(&s, fd, SP__EV_IN, deadline)))
             return -1;
     }
 }

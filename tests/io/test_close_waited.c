@@ -44,7 +44,7 @@ static void test_stale_event_not_delivered(void **state)
     int reuse = nv[0] == fd ? nv[0] : nv[1];
     if (reuse != fd)
         skip(); /* the kernel handed out another number */
-    sp__fd_fresh(sp__sched(), reuse, 0);
+    sp__fd_fresh(sp__sched(), reuse, 0, 1);
     sp__fd_nonblock(sp__sched(), reuse);
     int err = sp__fd_wait(sp__sched(), reuse, SP__EV_IN, sp_deadline_ms(30));
     assert_int_equal(err, ETIMEDOUT);
