@@ -22,11 +22,13 @@ scripts/build.sh build-asan -DSP_WERROR=ON -DSP_SANITIZE=address \
     ctest --output-on-failure -j"$jobs")
 
 echo "== valgrind memcheck (core tests)"
-# The overflow test faults on purpose and the budget test holds 20,000
-# stacks, which memcheck makes too slow: both run in the other passes.
+# Not here, but in both other passes: the overflow test faults on purpose,
+# the budget test holds 20,000 stacks (too slow under memcheck), and the
+# floating-point test sets rounding modes, which valgrind's SSE emulation
+# ignores (it always rounds to nearest).
 failed=0
 for t in test_arch_switch test_yield test_yield_to test_spawn_join test_resume \
-         test_fpenv test_shared_stack test_virtual_trim test_run; do
+         test_shared_stack test_virtual_trim test_run; do
     for stack in fixed shared; do
         if SPINDLE_STACK=$stack valgrind -q --error-exitcode=99 \
                --leak-check=no build/tests/core/$t >/tmp/spindle-vg.log 2>&1; then

@@ -15,6 +15,9 @@
 #if SP_TSAN
 #include <sanitizer/tsan_interface.h>
 #endif
+#if SP_VALGRIND
+#include <valgrind/memcheck.h>
+#endif
 
 sp__tls sp_sched *sp__tls_sched;
 
@@ -116,6 +119,11 @@ static void shared_load(sp_sched *s, sp_co *co)
     }
 #if SP_ASAN
     __asan_unpoison_memory_region(top - co->save_len, co->save_len);
+#endif
+#if SP_VALGRIND
+    /* memcheck holds the run stack below its last stack pointer to be
+     * unaddressable; these frames are about to live there again. */
+    VALGRIND_MAKE_MEM_UNDEFINED(top - co->save_len, co->save_len);
 #endif
     copy_frames(top - co->save_len, co->save_buf, co->save_len);
 }
