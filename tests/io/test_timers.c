@@ -4,11 +4,12 @@
 
 #define N 2000
 static int order[N], norder, fired[N];
-static int64_t deadlines[N];
+static int64_t deadlines[N], called_at[N];
 
 static void *sleeper(void *arg)
 {
     int i = (int)PI(arg);
+    called_at[i] = sp_now();
     if (sp_sleep_until(deadlines[i]) != 0)
         return IP(-1);
     fired[i]++;
@@ -35,10 +36,23 @@ static void test_fire_in_deadline_order(void **state)
     for (int i = 0; i < N; i++)
         if (fired[i] != 1)
             fail_msg("sleeper %d woke %d times, expected once", i, fired[i]);
-    for (int k = 1; k < N; k++)
-        if (deadlines[order[k]] < deadlines[order[k - 1]])
+    /* The order is checked among the sleepers that were asleep before their
+     * deadline; on a very slow run (sanitizers, a loaded machine) one that
+     * started late may rightly wake late.  Most must count. */
+    int counted = 0;
+    int64_t last = INT64_MIN;
+    for (int k = 0; k < N; k++) {
+        int i = order[k];
+        if (called_at[i] >= deadlines[i])
+            continue;
+        counted++;
+        if (deadlines[i] < last)
             fail_msg("wake %d (deadline %lld) came after a later deadline", k,
-                     (long long)deadlines[order[k]]);
+                     (long long)deadlines[i]);
+        last = deadlines[i];
+    }
+    if (counted < N / 2)
+        fail_msg("only %d of %d sleepers were asleep before their deadline", counted, N);
 }
 
 static void test_zero_and_past_deadlines(void **state)
