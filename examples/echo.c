@@ -122,6 +122,9 @@ int main(int argc, char **argv)
     socklen_t alen = sizeof addr;
     if (getsockname(listen_fd, (struct sockaddr *)&addr, &alen) == 0)
         port = ntohs(addr.sin_port); /* --port 0: the kernel chose */
+    if (sp_poller_fallback())
+        fprintf(stderr, "echo: io_uring unavailable (%s); using epoll\n",
+                strerror(sp_poller_fallback()));
     printf("READY %d %s\n", port, sp_poller_name());
     fflush(stdout);
     sp_run(NULL, acceptor, NULL, NULL);

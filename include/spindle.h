@@ -284,6 +284,10 @@ const char *sp_stack_name(sp_stack_kind k);
 /* The poller the calling thread uses ("epoll", "epoll-level", "uring"), or
  * NULL before its first I/O wait. */
 const char *sp_poller_name(void);
+/* Why io_uring was refused when it was asked for and epoll serves instead
+ * (the errno of io_uring_setup: ENOSYS, EPERM, ...), or 0.  The library
+ * never prints: a program says so once, from this. */
+int sp_poller_fallback(void);
 
 #ifdef __cplusplus
 }

@@ -159,6 +159,12 @@ const char *sp_poller_name(void)
     return io->poller.level ? "epoll-level" : io->poller.ops->name;
 }
 
+int sp_poller_fallback(void)
+{
+    sp__io *io = sp__sched()->poll_ctx;
+    return io ? io->fell_back : 0;
+}
+
 int sp__fd_nonblock(sp_sched *s, int fd)
 {
     sp__io *io = sp__io_get(s);

@@ -47,7 +47,7 @@ typedef struct sp__io {
     size_t nfds;
     pthread_mutex_t lock;           /* guards `done` (other threads push) */
     sp__offload_job *done;          /* finished jobs to hand back */
-    int fell_back;                  /* io_uring refused: on epoll */
+    int fell_back;                  /* io_uring refused with this errno */
 } sp__io;
 
 /* The calling thread's io state, made (and the poll hook installed) on first

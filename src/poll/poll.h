@@ -67,8 +67,9 @@ struct sp__poller {
 extern const sp__poll_ops sp__epoll_ops;
 extern const sp__poll_ops sp__uring_ops;
 
-/* Opens the poller asked for; io_uring falls back to epoll if refused.
- * *fell_back is set to 1 then.  Returns 0 or -errno. */
+/* Opens the poller asked for; io_uring falls back to epoll if refused, and
+ * *fell_back is set to the errno it was refused with (0 otherwise).
+ * Returns 0 or -errno. */
 int sp__poller_open(sp__poller *p, int kind, int level, int *fell_back);
 
 #endif

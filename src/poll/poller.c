@@ -14,11 +14,12 @@ int sp__poller_open(sp__poller *p, int kind, int level, int *fell_back)
     *fell_back = 0;
     if (kind == SP_POLL_URING && !level) {
         p->ops = &sp__uring_ops;
-        if (p->ops->init(p) == 0)
+        int rc = p->ops->init(p);
+        if (rc == 0)
             return 0;
         /* Old kernel, seccomp, io_uring_disabled: epoll serves the same. */
         memset(p, 0, sizeof *p);
-        *fell_back = 1;
+        *fell_back = -rc;
     }
     p->ops = &sp__epoll_ops;
     p->level = level;

@@ -53,7 +53,7 @@ static void child(void *arg)
     cfg.epoll_level = 0;
     sp_thread_init(&cfg);
     int ok = round_trip();
-    fprintf(stderr, "poller=%s ok=%d\n", sp_poller_name(), ok);
+    fprintf(stderr, "poller=%s ok=%d reason=%d\n", sp_poller_name(), ok, sp_poller_fallback());
     _exit(ok ? 0 : 1);
 }
 
@@ -64,8 +64,8 @@ static void test_refused_falls_back(void **state)
     sp_test_child(child, IP(1), &status, err, sizeof err);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 3)
         skip();
-    if (!strstr(err, "poller=epoll ok=1"))
-        fail_msg("expected the epoll fallback to serve, got: %s", err);
+    if (!strstr(err, "poller=epoll ok=1 reason=1\n")) /* EPERM, from the filter */
+        fail_msg("expected the epoll fallback to serve, refused with EPERM, got: %s", err);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
@@ -77,7 +77,7 @@ static void test_allowed_is_uring(void **state)
     /* Kernels or sandboxes without io_uring fall back here too: say so. */
     if (strstr(err, "poller=epoll ok=1"))
         skip();
-    if (!strstr(err, "poller=uring ok=1"))
+    if (!strstr(err, "poller=uring ok=1 reason=0"))
         fail_msg("expected io_uring to serve, got: %s", err);
 }
 
