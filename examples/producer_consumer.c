@@ -32,7 +32,8 @@ static void *consumer(void *arg)
     while (consumed < total) {
         for (int i = 0; i < queued; i++, consumed++)
             sum += queue[i];
-        printf("consumer: took %d items (sum %ld), back to the producer\n", queued, sum);
+        printf("consumer: took %d items (sum %ld)%s\n", queued, sum,
+               consumed < total ? ", back to the producer" : "");
         queued = 0;
         if (consumed < total)
             sp_yield_to(producer_co);

@@ -276,7 +276,11 @@ int sp_thread_init(const sp_config *cfg);
 
 /* Runs main_fn(arg) as a coroutine under cfg (NULL: defaults), drives the
  * scheduler until main_fn and every coroutine it left behind have finished,
- * and stores main_fn's result in *result.  Returns 0 or a negative errno. */
+ * and stores main_fn's result in *result.  Returns 0 or a negative errno:
+ * -EBUSY if cfg is given but the thread's scheduler already runs under
+ * another configuration, -EDEADLK when called from inside a coroutine.
+ * Today it runs one worker, the calling thread (cfg->workers is for the M:N
+ * scheduler, not built yet). */
 int sp_run(const sp_config *cfg, sp_co_fn main_fn, void *arg, void **result);
 
 const char *sp_ctx_name(sp_ctx_kind k);

@@ -179,10 +179,22 @@ sp_co *sp_self(void) { return sp__sched()->current; }
 uint64_t sp_co_id(const sp_co *co) { return co->id; }
 const char *sp_co_name(const sp_co *co) { return co->name; }
 
+/* Field by field: the struct has padding, and the scheduler stores the
+ * default stack kind resolved. */
+static int same_config(const sp_config *a, const sp_config *b)
+{
+    int bstack = b->stack == SP_STACK_DEFAULT ? SP_STACK_FIXED : (int)b->stack;
+    return a->ctx == b->ctx && a->switch_mode == b->switch_mode && (int)a->stack == bstack &&
+           a->stack_size == b->stack_size && a->fpenv_shared == b->fpenv_shared &&
+           a->poller == b->poller && a->epoll_level == b->epoll_level;
+}
+
 int sp_run(const sp_config *cfg, sp_co_fn main_fn, void *arg, void **result)
 {
     if (cfg) {
         int rc = sp_thread_init(cfg);
+        if (rc == -EBUSY && !same_config(&sp__sched()->cfg, cfg))
+            return -EBUSY; /* configured otherwise already: say so */
         if (rc && rc != -EBUSY)
             return rc;
     }

@@ -28,19 +28,32 @@ static void test_run_waits_for_all(void **state)
     assert_int_equal(ended, 10);
 }
 
+/* Sets name=bad, checks sp_config_init refuses it, and puts back whatever
+ * the test runner had set (the matrix sets these variables). */
+static void refuses(const char *name, const char *bad)
+{
+    const char *was = getenv(name);
+    char *saved = was ? strdup(was) : NULL;
+    sp_config cfg;
+    setenv(name, bad, 1);
+    assert_int_equal(sp_config_init(&cfg), -EINVAL);
+    if (saved)
+        setenv(name, saved, 1);
+    else
+        unsetenv(name);
+    free(saved);
+}
+
 static void test_bad_environment_refused(void **state)
 {
-    sp_config cfg;
-    setenv("SPINDLE_CTX", "nonsense", 1);
-    assert_int_equal(sp_config_init(&cfg), -EINVAL);
-    unsetenv("SPINDLE_CTX");
-    setenv("SPINDLE_STACK", "huge", 1);
-    assert_int_equal(sp_config_init(&cfg), -EINVAL);
-    unsetenv("SPINDLE_STACK");
-    setenv("SPINDLE_SWITCH", "sideways", 1);
-    assert_int_equal(sp_config_init(&cfg), -EINVAL);
-    unsetenv("SPINDLE_SWITCH");
+    refuses("SPINDLE_CTX", "nonsense");
+    refuses("SPINDLE_STACK", "huge");
+    refuses("SPINDLE_SWITCH", "sideways");
+    refuses("SPINDLE_POLL", "kqueue");
+    refuses("SPINDLE_FPENV", "maybe");
 }
+
+static void *one(void *arg) { return IP(1); }
 
 static void test_thread_init_after_start_is_ebusy(void **state)
 {
@@ -48,6 +61,12 @@ static void test_thread_init_after_start_is_ebusy(void **state)
     sp_config_init(&cfg);
     sp_yield(); /* the scheduler of this thread exists now */
     assert_int_equal(sp_thread_init(&cfg), -EBUSY);
+    /* sp_run with the configuration in force runs; with another it says so. */
+    void *r = NULL;
+    assert_int_equal(sp_run(&cfg, one, NULL, &r), 0);
+    assert_int_equal(PI(r), 1);
+    cfg.switch_mode = cfg.switch_mode == SP_SWITCH_STAR ? SP_SWITCH_DIRECT : SP_SWITCH_STAR;
+    assert_int_equal(sp_run(&cfg, one, NULL, &r), -EBUSY);
 }
 
 int main(void)
