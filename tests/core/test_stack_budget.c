@@ -47,8 +47,15 @@ static void test_budget_then_canaries(void **state)
      * its shadow), where a mapping per stack would be 20,000. */
     int grown = count_maps() - maps_before;
     int allowed = 2 * BUDGET + N / 10;
+#if SP_TSAN
+    /* TSan's setjmp/longjmp interception maps memory for every stack the
+     * sjlj backend enters: the count says nothing about our slabs there.
+     * The gcc and ASan passes check it. */
+    (void)allowed;
+#else
     if (grown > allowed)
         fail_msg("%d new mappings for %d stacks (at most %d expected)", grown, N, allowed);
+#endif
     release = 1;
     for (int i = 0; i < N; i++) {
         void *r;
