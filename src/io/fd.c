@@ -108,6 +108,8 @@ static void on_event(void *ctx, const sp__pevent *ev)
     if (!st->registered || (st->gen & 0x3fffffffu) != (ev->gen & 0x3fffffffu))
         return; /* closed (and maybe reopened) after the event was queued */
     st->ready |= (uint8_t)(ev->events & (SP__EV_IN | SP__EV_OUT));
+    if (ev->events & SP__EV_HUP)
+        st->hup = 1;
     if (ev->events & SP__EV_IN)
         wake_list(s, &st->wl[0], 0);
     if (ev->events & SP__EV_OUT)
@@ -197,6 +199,8 @@ void sp__fd_fresh(sp_sched *s, int fd, int nonblock, int stream)
     st->gen++;
     st->nonblock = (uint8_t)nonblock;
     st->stream = (uint8_t)stream;
+    st->short_means_drained = (uint8_t)(stream && io->poller.ops == &sp__epoll_ops);
+    st->hup = 0;
     st->ready = SP__EV_IN | SP__EV_OUT; /* unknown: try first */
 }
 
@@ -324,7 +328,9 @@ int sp_close(int fd)
         st->registered = 0;
         st->interest = 0;
         st->nonblock = 0;
+        st->short_means_drained = 0;
         st->stream = 0;
+        st->hup = 0;
         st->ready = SP__EV_IN | SP__EV_OUT;
         st->gen++;
     }

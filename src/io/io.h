@@ -31,12 +31,22 @@ typedef struct sp__fdstate {
     uint8_t nonblock;           /* O_NONBLOCK known to be set */
     /* SP__EV_IN/OUT: may be ready, so the call is worth trying.  Set by
      * events, and for descriptors of unknown state; cleared by EAGAIN, and,
-     * on stream sockets, by a short read or write, which means the socket
-     * was drained or filled.  A call whose bit is clear parks without the
+     * where short_means_drained, by a short read or write.  A call whose bit is clear parks without the
      * system call that would only say EAGAIN: edge-triggered epoll and
      * io_uring polls report any data that arrives after that. */
     uint8_t ready;
+    /* A short read or write means drained or full: true for stream sockets
+     * we created or accepted, on epoll only.  epoll computes the event mask
+     * when it hands the event over and re-queues on any later wake-up; an
+     * io_uring multishot poll was seen to report data and a FIN that
+     * followed it as one POLLIN completion and nothing after, so there only
+     * EAGAIN clears a ready bit. */
+    uint8_t short_means_drained;
     uint8_t stream;             /* a SOCK_STREAM socket we created or accepted */
+    /* The peer closed its side: the last data and the FIN can come in one
+     * edge, and no edge follows, so a short read no longer means "wait":
+     * reads stay ready (they return the EOF). */
+    uint8_t hup;
 } sp__fdstate;
 
 typedef struct sp__offload_job sp__offload_job;

@@ -67,7 +67,8 @@ static sp__fdstate *await(sp_sched **s, int fd, unsigned ev, int64_t deadline)
         if ((st)->ready & (ev)) {                                          \
             ssize_t n = (call);                                            \
             if (n >= 0) {                                                  \
-                if ((st)->stream && n > 0 && (shortfall))                  \
+                if ((st)->short_means_drained && n > 0 && (shortfall) &&                \
+                    !((ev) == SP__EV_IN && (st)->hup))                     \
                     (st)->ready &= (uint8_t)~(ev);                         \
                 return n;                                                  \
             }                                                              \

@@ -123,6 +123,8 @@ static int ep_wait(sp__poller *p, int64_t timeout_ns, sp__pevent_fn fn, void *ct
             pe.events |= SP__EV_OUT;
         if (e->events & (EPOLLERR | EPOLLHUP))
             pe.events |= SP__EV_ERR | SP__EV_IN | SP__EV_OUT;
+        if (e->events & (EPOLLRDHUP | EPOLLHUP))
+            pe.events |= SP__EV_HUP;
         fn(ctx, &pe);
     }
     return n;

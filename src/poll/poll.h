@@ -16,6 +16,7 @@
 #define SP__EV_IN  1u
 #define SP__EV_OUT 2u
 #define SP__EV_ERR 4u  /* error or hang-up: wakes readers and writers */
+#define SP__EV_HUP 8u  /* the peer closed its side: reads end in EOF from now on */
 
 typedef struct sp__poller sp__poller;
 

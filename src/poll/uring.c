@@ -163,6 +163,8 @@ static void dispatch(sp__poller *p, struct io_uring_cqe *cqe, sp__pevent_fn fn, 
                 pe.events |= SP__EV_OUT;
             if (m & (POLLERR | POLLHUP))
                 pe.events |= SP__EV_ERR | SP__EV_IN | SP__EV_OUT;
+            if (m & (POLLRDHUP | POLLHUP))
+                pe.events |= SP__EV_HUP;
         }
         /* The kernel ends a multishot poll on its own at times (overflow);
          * arm it again so the descriptor stays watched. */
