@@ -132,6 +132,9 @@ typedef struct sp_sched {
     sp__theap timers;
     sp__poll_hook poll;        /* NULL until the first I/O wait */
     void *poll_ctx;            /* the poll layer's per-thread state */
+    /* Releases poll_ctx when the thread ends; returns 0 if it could not
+     * (work of the thread's is still out on other threads). */
+    int (*poll_fini)(struct sp_sched *s);
     uint64_t poll_waiters;     /* coroutines only the poll hook can wake */
     sp_config cfg;
     uint64_t next_id, id_step;

@@ -383,14 +383,22 @@ static void sched_entry_ext(void) { sched_main(sp__tls_sched); }
 
 /* ---- creation ------------------------------------------------------------- */
 
+/* The thread ends.  Its free stacks go to the process-wide pool.  With no
+ * coroutine left, the poller and the scheduler are released; the
+ * allocator's chunks stay mapped, since handles of coroutines that ended
+ * but were not joined may be held elsewhere. */
 static void sched_destroy(void *arg)
 {
     sp_sched *s = arg;
     sp__stack_pool_fini(&s->stacks);
     sp__overflow_thread_fini();
     sp__tls_sched = NULL;
-    /* The scheduler's memory and its chunks stay: handles to its coroutines
-     * may still be held elsewhere. */
+    if (s->live != 0)
+        return; /* parked coroutines still point at it */
+    if (s->poll_fini && !s->poll_fini(s))
+        return;
+    free(s->timers.a);
+    free(s);
 }
 
 static void key_init(void) { pthread_key_create(&sched_key, sched_destroy); }

@@ -131,6 +131,25 @@ static int poll_hook(sp_sched *s, int64_t timeout_ns)
     return io->poller.ops->wait(&io->poller, timeout_ns, on_event, s);
 }
 
+/* Thread exit (sched_destroy): closes the poller unless an offload job of
+ * this thread is still out (a helper would then post to freed memory). */
+static int io_fini(sp_sched *s)
+{
+    sp__io *io = s->poll_ctx;
+    pthread_mutex_lock(&io->lock);
+    int busy = io->jobs_out > 0;
+    pthread_mutex_unlock(&io->lock);
+    if (busy)
+        return 0;
+    io->poller.ops->fini(&io->poller);
+    pthread_mutex_destroy(&io->lock);
+    free(io->fds);
+    free(io);
+    s->poll_ctx = NULL;
+    s->poll = NULL;
+    return 1;
+}
+
 sp__io *sp__io_get(sp_sched *s)
 {
     if (sp__likely(s->poll_ctx != NULL))
@@ -150,6 +169,7 @@ sp__io *sp__io_get(sp_sched *s)
     }
     s->poll_ctx = io;
     s->poll = poll_hook;
+    s->poll_fini = io_fini;
     return io;
 }
 

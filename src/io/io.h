@@ -58,6 +58,7 @@ typedef struct sp__io {
     pthread_mutex_t lock;           /* guards `done` (other threads push) */
     sp__offload_job *done;          /* finished jobs to hand back */
     int fell_back;                  /* io_uring refused with this errno */
+    int jobs_out;                   /* offload jobs not handed back (lock) */
 } sp__io;
 
 /* The calling thread's io state, made (and the poll hook installed) on first

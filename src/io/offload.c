@@ -54,6 +54,7 @@ static void *worker(void *unused)
         sp__io *io = job->io;
         pthread_mutex_lock(&io->lock);
         if (job->abandoned) {
+            io->jobs_out--;
             pthread_mutex_unlock(&io->lock);
             free(job);
             continue;
@@ -126,6 +127,10 @@ static int submit(sp__offload_job *job)
 
 void sp__offload_complete(sp_sched *s, sp__offload_job *job)
 {
+    sp__io *io = job->io;
+    pthread_mutex_lock(&io->lock);
+    io->jobs_out--;
+    pthread_mutex_unlock(&io->lock);
     if (job->abandoned) {
         free(job);
         return;
@@ -159,8 +164,14 @@ static int offload(sp_sched *s, void *(*fn)(void *), void *arg, void **result, i
     job->arg = arg;
     job->co = s->current;
     job->io = io;
+    pthread_mutex_lock(&io->lock);
+    io->jobs_out++;
+    pthread_mutex_unlock(&io->lock);
     int rc = submit(job);
     if (rc < 0) {
+        pthread_mutex_lock(&io->lock);
+        io->jobs_out--;
+        pthread_mutex_unlock(&io->lock);
         free(job);
         return -rc;
     }
