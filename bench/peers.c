@@ -34,6 +34,9 @@ const bench_peer bench_peer_list[] = {
     {"peer_boost_fiber", "libboost-fiber-dev",
      {{"spawn", "boost/fiber"}, {"idle_memory", "boost/fiber"}}},
     {"peer_pthread", "", {{"spawn", "pthread/create"}}},
+    {"peer_go", "golang-go",
+     {{"chan_pingpong", "go/1p"}, {"chan_pingpong", "go/2p"}, {"skynet", "go/1p"},
+      {"skynet", "go/2p"}}},
     {NULL, NULL, {{NULL, NULL}}},
 };
 const int bench_peer_count = sizeof bench_peer_list / sizeof bench_peer_list[0] - 1;

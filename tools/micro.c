@@ -320,10 +320,11 @@ static int wanted(const char *only, const char *bench)
 static void usage(FILE *f)
 {
     fputs("usage: spindle micro [--peers] [--json] [--bench NAME] [--runs N] [--quick]\n"
-          "  benches: switch, spawn, idle_memory, timers, echo_rtt, echo_1000\n"
+          "  benches: switch, spawn, idle_memory, timers, chan_pingpong, skynet,\n"
+          "           spawn_mn, echo_rtt, echo_1000\n"
           "  --peers   also run the peer programs (Boost.Context, Boost.Fiber, State\n"
-          "            Threads, glibc swapcontext, pthread, libuv, libevent) in the\n"
-          "            same run\n"
+          "            Threads, glibc swapcontext, pthread, libuv, libevent, Go) in\n"
+          "            the same run\n"
           "  --json    one JSON object per line instead of a table\n"
           "  --bench   only this benchmark\n"
           "  --runs N  runs per figure (median, min, max); default 5\n"
@@ -363,13 +364,15 @@ int spindle_micro(int argc, char **argv)
         return 2;
     }
     static const char *const benches[] = {"switch", "spawn", "idle_memory", "timers",
+                                          "chan_pingpong", "skynet", "spawn_mn",
                                           "echo_rtt", "echo_1000"};
     int known = !only;
     for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
         known |= only && !strcmp(only, benches[i]);
     if (!known) {
         fprintf(stderr, "spindle micro: unknown bench '%s' (switch, spawn, idle_memory, "
-                        "timers, echo_rtt, echo_1000)\n", only);
+                        "timers, chan_pingpong, skynet, spawn_mn, echo_rtt, echo_1000)\n",
+                only);
         return 2;
     }
     /* One CPU for every single-threaded measurement, ours and the peers':
@@ -440,6 +443,8 @@ int spindle_micro(int argc, char **argv)
         config(&v.cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 0);
         measure("timers", &v, "ns/op", runs, json);
     }
+    /* Still pinned: micro_sync unpins only around the Go peer's go/2p rows. */
+    micro_sync(only, runs, json, peers);
     if (wanted(only, "echo_rtt") || wanted(only, "echo_1000")) {
         sched_setaffinity(0, sizeof all, &all);
         bench_echo_note(stdout, json);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -19,7 +20,8 @@
 
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 static struct sigaction previous;            /* written once, before use */
-static sp__overflow_lookup_fn lookup_fn;     /* likewise */
+/* Set by whichever thread starts first; all set the same function. */
+static _Atomic(sp__overflow_lookup_fn) lookup_fn;
 static sp__tls void *altstack;
 
 static char *fmt_u64(char *p, uint64_t v)
@@ -63,7 +65,8 @@ static void on_segv(int sig, siginfo_t *si, void *uctx)
     uint64_t id;
     const char *name;
     size_t size;
-    if (lookup_fn && lookup_fn(si->si_addr, &id, &name, &size))
+    sp__overflow_lookup_fn fn = atomic_load_explicit(&lookup_fn, memory_order_relaxed);
+    if (fn && fn(si->si_addr, &id, &name, &size))
         sp__overflow_report(id, name, size);
     /* Not a guard page: let the previous disposition handle it. */
     if (previous.sa_flags & SA_SIGINFO) {
@@ -91,8 +94,7 @@ static void install(void)
 
 int sp__overflow_thread_init(sp__overflow_lookup_fn lookup)
 {
-    if (!lookup_fn)
-        lookup_fn = lookup;
+    atomic_store_explicit(&lookup_fn, lookup, memory_order_relaxed);
     pthread_once(&install_once, install);
     if (altstack)
         return 0;

@@ -40,10 +40,15 @@ static struct {
 
 size_t sp__page_size(void)
 {
-    static size_t page;
-    if (!page)
-        page = (size_t)sysconf(_SC_PAGESIZE);
-    return page;
+    /* Every thread computes the same value: relaxed atomics make the cache
+     * race-free (TSan saw two schedulers start at once). */
+    static _Atomic size_t page;
+    size_t p = atomic_load_explicit(&page, memory_order_relaxed);
+    if (!p) {
+        p = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&page, p, memory_order_relaxed);
+    }
+    return p;
 }
 
 /* 3/8 of vm.max_map_count as guards (two mappings each) leaves a quarter of
