@@ -293,6 +293,28 @@ const char *sp_poller_name(void);
  * never prints: a program says so once, from this. */
 int sp_poller_fallback(void);
 
+/* ---- Hook library ---------------------------------------------------------
+ * Defined only in libspindle_hook: the .so that `spindle run --hook`
+ * preloads, and libspindle_hook.a, which a program links whole INSTEAD of
+ * libspindle.a (it carries the runtime):
+ *   cc prog.c -Wl,--whole-archive libspindle_hook.a -Wl,--no-whole-archive
+ *      -lpthread -ldl -lm [-luring]
+ * With the hooks on, read, write, accept, connect, poll, select, sleep,
+ * getaddrinfo, ... called inside a coroutine park it instead of blocking
+ * the thread; elsewhere they are libc's, unchanged (src/hook/README.md). */
+
+#define SP_HOOK_ON      1 /* hook the blocking calls */
+#define SP_HOOK_THREADS 2 /* pthread_create in a coroutine spawns a coroutine */
+
+/* Turns the hooks on or off for the whole process (flags: SP_HOOK_ON,
+ * optionally | SP_HOOK_THREADS; 0 turns them off).  The preloaded library
+ * starts on; the linked one starts off.  Returns the previous flags.
+ * Does not park. */
+int sp_hook_enable(int flags);
+/* 1 if the caller runs on a spawned coroutine (not a thread's root
+ * context, not the scheduler), 0 otherwise. */
+int sp_in_coroutine(void);
+
 #ifdef __cplusplus
 }
 #endif
