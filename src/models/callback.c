@@ -616,7 +616,7 @@ static int cb_watch_add(int fd, cb_watch *w, uint32_t events)
 
 static int cb_serve(const sp_server_opts *o)
 {
-    static cb_loop L;
+    static cb_loop L; /* one loop, off the stack: it is large */
     struct epoll_event evs[SP__EVM_EVENTS];
     sp__evm_server *s = &L.s;
     int rc = 1;

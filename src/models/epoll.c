@@ -544,10 +544,12 @@ static void ep_turn(ep_loop *L, struct epoll_event *evs, int n)
 
 static int ep_serve(const sp_server_opts *o)
 {
-    static ep_loop L; /* one loop; its size (event array aside) is small */
+    static ep_loop L; /* one loop, off the stack: it is large */
     struct epoll_event evs[SP__EVM_EVENTS];
     sp__evm_server *s = &L.s;
+    int rc = 1;
 
+    memset(&L, 0, sizeof L);
     if (sp__evm_server_init(s, o, "epoll", sizeof(ep_conn)) < 0)
         return 1;
     L.edge = !o->trigger_level;
@@ -571,16 +573,17 @@ static int ep_serve(const sp_server_opts *o)
 
         if (n < 0 && errno != EINTR) {
             fprintf(stderr, "spindle serve: epoll_wait: %s\n", strerror(errno));
-            break;
+            goto out;
         }
         sp__evm_tick(s);
         ep_turn(&L, evs, n > 0 ? n : 0);
     }
+    rc = 0;
 out:
     if (L.epfd >= 0)
         close(L.epfd);
     sp__evm_server_fini(s);
-    return s->stopping && s->nlive == 0 ? 0 : 1;
+    return rc;
 }
 
 const sp_model sp_model_epoll = {

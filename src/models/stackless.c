@@ -422,7 +422,7 @@ static int sl_tag_add(int fd, sl_tag *t, uint32_t events)
 
 static int sl_serve(const sp_server_opts *o)
 {
-    static sl_sched S;
+    static sl_sched S; /* one scheduler, off the stack: it is large */
     struct epoll_event evs[SP__EVM_EVENTS];
     sp__evm_server *s = &S.s;
     int rc = 1;
