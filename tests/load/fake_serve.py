@@ -31,9 +31,11 @@ if a.model == "stub":
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
 with RawServer(lambda path, hdrs: response(b"Hello, World!\n"), backlog=a.backlog) as srv:
-    print(f"READY {srv.port} {a.model}", flush=True)
     if a.model == "refuse":
+        # Closed before READY: every connection is refused, however soon it
+        # comes (closing after READY raced the sweep's first connects).
         srv.sock.close()
+    print(f"READY {srv.port} {a.model}", flush=True)
     if a.model == "crash":
         time.sleep(0.3)
         os.kill(os.getpid(), signal.SIGKILL)
