@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
+
 /* As wrk: ten connections for ten seconds when nothing is said. */
 #define LOAD_DEFAULT_CONNS 10
 #define LOAD_DEFAULT_DURATION_NS (10 * INT64_C(1000000000))
@@ -322,21 +324,6 @@ static void print_human(const load_cli *cli, const sp_load_result *r)
     printf("Transfer/sec: %10s\n", fmt_bytes(a, sizeof a, (double)r->bytes / r->elapsed_s));
 }
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
 static double us(uint64_t ns) { return (double)ns / 1e3; }
 
 static void print_json(const load_cli *cli, const sp_load_result *r)
@@ -344,7 +331,7 @@ static void print_json(const load_cli *cli, const sp_load_result *r)
     const sp_load_opts *o = &cli->o;
     const sp_hist *h = &r->hist;
     printf("{\"url\":");
-    json_string(stdout, o->url);
+    spindle_json_string(stdout, o->url);
     printf(",\"conc\":%d,\"threads\":%d,\"requests\":%" PRIu64 ",\"duration_s\":%.3f"
            ",\"rps\":%.1f",
            r->conns, r->threads, r->requests, r->elapsed_s,

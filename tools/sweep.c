@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json.h"
+
 /* `spindle serve` itself; NULL while tools/serve.c is not built. */
 int spindle_serve(int argc, char **argv) __attribute__((weak));
 
@@ -723,26 +725,11 @@ static double p_us(const point *pt, double p)
     return pt->ran ? (double)sp_hist_percentile(&pt->res.hist, p) / 1e3 : 0.0;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
 static void write_json_point(FILE *f, const sweep *sw, const model_run *m, const point *pt)
 {
     const sp_load_result *r = &pt->res;
     fprintf(f, "{\"model\":");
-    json_str(f, m->name);
+    spindle_json_string(f, m->name);
     fprintf(f, ",\"conc\":%d,\"rps\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f"
                ",\"p999_us\":%.1f,\"max_us\":%.1f,\"requests\":%" PRIu64 ",\"errors\":%" PRIu64,
             pt->conc, point_rps(pt), p_us(pt, 50), p_us(pt, 90), p_us(pt, 99), p_us(pt, 99.9),
@@ -752,12 +739,12 @@ static void write_json_point(FILE *f, const sweep *sw, const model_run *m, const
         fprintf(f, ",\"errors_%s\":%" PRIu64, sp_load_err_name(k), r->errors[k]);
     fprintf(f, ",\"unfinished\":%" PRIu64 ",\"keepalive\":%s,\"duration_s\":%.3f,\"path\":",
             r->unfinished, sw->keepalive ? "true" : "false", r->elapsed_s);
-    json_str(f, sw->path);
+    spindle_json_string(f, sw->path);
     if (!pt->ran)
         fprintf(f, ",\"failed\":true");
     if (pt->note[0]) {
         fprintf(f, ",\"note\":");
-        json_str(f, pt->note);
+        spindle_json_string(f, pt->note);
     }
     fprintf(f, "}\n");
 }
@@ -765,11 +752,11 @@ static void write_json_point(FILE *f, const sweep *sw, const model_run *m, const
 static void write_json_skip(FILE *f, const model_run *m)
 {
     fprintf(f, "{\"model\":");
-    json_str(f, m->name);
+    spindle_json_string(f, m->name);
     fprintf(f, ",\"skipped\":");
     char why[256];
     snprintf(why, sizeof why, "not built: %s", m->not_built);
-    json_str(f, why);
+    spindle_json_string(f, why);
     fprintf(f, "}\n");
 }
 

@@ -395,12 +395,10 @@ struct cgi_run {
  * reading its input cannot deadlock), CONTENT_LENGTH is known for chunked
  * bodies too, and no body buffer is needed.  Writes never wait: the pipe
  * is non-blocking and nobody reads it yet. */
-static void cgi_feed(void *arg, const char *p, size_t n)
+int sp_cgi_feed(int fd, uint64_t max, const char *p, size_t n)
 {
-    struct cgi_run *r = arg;
-
-    while (n > 0 && !r->feed_failed) {
-        ssize_t w = write(r->in_w, p, n);
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
 
         if (w > 0) {
             p += w;
@@ -410,15 +408,23 @@ static void cgi_feed(void *arg, const char *p, size_t n)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && errno == EAGAIN) {
-            int cur = fcntl(r->in_w, F_GETPIPE_SZ);
+            int cur = fcntl(fd, F_GETPIPE_SZ);
 
-            if (cur > 0 && (uint64_t)cur < r->pipe_max &&
-                fcntl(r->in_w, F_SETPIPE_SZ, cur * 2) > cur)
+            if (cur > 0 && (uint64_t)cur < max && fcntl(fd, F_SETPIPE_SZ, cur * 2) > cur)
                 continue;
         }
         /* Refused: the user's pipe quota (pipe-user-pages-soft) is spent. */
-        r->feed_failed = true;
+        return -1;
     }
+    return 0;
+}
+
+static void cgi_feed(void *arg, const char *p, size_t n)
+{
+    struct cgi_run *r = arg;
+
+    if (!r->feed_failed && sp_cgi_feed(r->in_w, r->pipe_max, p, n) < 0)
+        r->feed_failed = true;
 }
 
 /* Sends body bytes of the script per the framing, preceded by the head

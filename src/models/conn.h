@@ -195,6 +195,11 @@ int sp_cgi_spawn(const sp_conn_server *srv, const sp_http_request *req,
 /* Reaps p's process if it has exited; with `kill_it` it first sends it
  * SIGKILL.  Returns 1 when reaped (p->pid is then 0), 0 while it runs, -1
  * with errno on error.  Does not close out_fd or pidfd. */
+/* Writes a request body's bytes into a CGI script's stdin pipe before the
+ * script runs (nobody reads it yet, so a full pipe is grown with
+ * F_SETPIPE_SZ up to max bytes instead of waited on).  Returns 0, or -1
+ * when the kernel refuses to grow it (the user's pipe quota is spent). */
+int sp_cgi_feed(int fd, uint64_t max, const char *p, size_t n);
 int sp_cgi_reap(sp_cgi_proc *p, bool kill_it);
 
 #endif

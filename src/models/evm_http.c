@@ -246,30 +246,11 @@ int sp__evm_head(sp__evm_conn *c)
     return SP__EVM_OK;
 }
 
-/* Puts decoded body bytes into the script's stdin pipe, which grows
- * (F_SETPIPE_SZ) up to max_body to hold them all: nobody reads it yet, so
- * a write that would block means the pipe is full, never a wait. */
+/* Puts decoded body bytes into the script's stdin pipe (sp_cgi_feed). */
 static void cgi_feed(sp__evm_cgi *g, uint64_t max, const char *p, size_t n)
 {
-    while (n > 0 && !g->feed_failed) {
-        ssize_t w = write(g->in_w, p, n);
-
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && errno == EAGAIN) {
-            int cur = fcntl(g->in_w, F_GETPIPE_SZ);
-
-            if (cur > 0 && (uint64_t)cur < max &&
-                fcntl(g->in_w, F_SETPIPE_SZ, cur * 2) > cur)
-                continue;
-        }
+    if (!g->feed_failed && sp_cgi_feed(g->in_w, max, p, n) < 0)
         g->feed_failed = true; /* the user's pipe quota is spent: 503 */
-    }
 }
 
 int sp__evm_body(sp__evm_conn *c)
