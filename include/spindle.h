@@ -81,6 +81,14 @@ typedef struct sp_co_attr {
     const char *name;     /* kept by pointer: must outlive the coroutine */
     unsigned detached : 1;  /* no join: resources go back when it ends */
     unsigned suspended : 1; /* start suspended: first run by sp_resume */
+    /* With several workers (sp_run, cfg.workers > 1): the coroutine always
+     * runs on the worker that spawned it, never stolen by another.  Needed
+     * by code that keeps state in thread-locals across a blocking call
+     * (including errno read after the call by code that cached its
+     * address, and libraries with per-thread caches).  Shared-stack and
+     * suspended coroutines are pinned anyway: their frames live on one
+     * worker's run stack, or their resumer is on that worker. */
+    unsigned pinned : 1;
 } sp_co_attr;
 
 /* Creates a coroutine running fn(arg) and makes it ready to run on the
@@ -147,13 +155,27 @@ int sp_sleep_ns(int64_t ns);
 int sp_sleep_ms(int64_t ms);
 int sp_sleep_until(int64_t deadline);
 
-/* Cancels co (of the caller's thread): a wait it is parked in (a sleep, I/O,
- * a join) ends with ECANCELED, and every later blocking spindle call it makes
- * fails with ECANCELED at once, so it unwinds.  Returns 0, or -1 with errno
- * EINVAL (co ended, a root, or of another thread).  Does not park. */
+/* Cancels co (of the caller's thread, or with several workers of the
+ * caller's runtime): a wait it is parked in (a sleep, I/O, a join, a lock,
+ * a channel) ends with ECANCELED, and every later blocking spindle call it
+ * makes fails with ECANCELED at once, so it unwinds.  Returns 0, or -1 with
+ * errno EINVAL (co ended, a root, or of another thread).  Does not park. */
 int sp_cancel(sp_co *co);
 /* 1 if the calling coroutine has been cancelled. */
 int sp_canceled(void);
+
+/* A wake-up another thread may give: sp_park parks the calling coroutine
+ * until sp_unpark(self), the deadline (absolute; -1 none) or sp_cancel.
+ * An sp_unpark that comes while the coroutine is not parked is kept (one,
+ * not counted) and makes its next sp_park return at once, so a wake-up
+ * sent between a check and the park is never lost.  sp_park returns 0, or
+ * -1 with errno ETIMEDOUT, ECANCELED, EINVAL (from a thread's root).
+ * sp_unpark may be called from any thread: a coroutine of any worker, or a
+ * thread that runs no coroutines at all (a library's callback thread);
+ * returns 0, or -1 with EINVAL (co ended or a root).  Neither parks the
+ * caller of sp_unpark. */
+int sp_park(int64_t deadline);
+int sp_unpark(sp_co *co);
 
 /* ---- Coroutine I/O ------------------------------------------------------
  * These mirror the system calls they are named after (-1 and errno) on
@@ -274,14 +296,41 @@ int sp_config_init(sp_config *cfg);
  * thread that never calls it gets sp_config_init's defaults on first use. */
 int sp_thread_init(const sp_config *cfg);
 
-/* Runs main_fn(arg) as a coroutine under cfg (NULL: defaults), drives the
- * scheduler until main_fn and every coroutine it left behind have finished,
- * and stores main_fn's result in *result.  Returns 0 or a negative errno:
- * -EBUSY if cfg is given but the thread's scheduler already runs under
- * another configuration, -EDEADLK when called from inside a coroutine.
- * Today it runs one worker, the calling thread (cfg->workers is for the M:N
- * scheduler, not built yet). */
+/* Runs main_fn(arg) as a coroutine, drives the scheduler until main_fn and
+ * every coroutine it left behind have finished, and stores main_fn's result
+ * in *result.
+ *
+ * cfg NULL, or cfg->workers == 1: on the calling thread, as its
+ * single-threaded scheduler (nothing on its hot paths is atomic).
+ * cfg->workers > 1 (0: one per CPU the process may use, and one worker when
+ * that is one CPU): M:N.  That many new threads, the workers, run the
+ * coroutines, each from its own run queue, idle workers stealing half of a
+ * busy one's queue; the calling thread waits.  A coroutine may run on a
+ * different worker after any call that parks it, unless it is pinned
+ * (sp_co_attr.pinned); see there for when that matters.  Channels, locks,
+ * joins, cancels and sp_unpark work across workers.  A descriptor belongs
+ * to the worker that first waits on it (its poller); a coroutine that
+ * waits on it from another worker moves there first.  sp_yield_to and
+ * sp_resume of a ready coroutine are for one worker only (EINVAL).
+ *
+ * Returns 0 or a negative errno: -EBUSY if cfg is given but the thread's
+ * scheduler already runs under another configuration, -EDEADLK when called
+ * from inside a coroutine, -EINVAL for workers < 0 or > SP_MAX_WORKERS,
+ * -EAGAIN if the worker threads cannot be started. */
+#define SP_MAX_WORKERS 1024
 int sp_run(const sp_config *cfg, sp_co_fn main_fn, void *arg, void **result);
+
+/* The M:N runtime the caller runs in (a coroutine on a worker), or NULL. */
+typedef struct sp_runtime sp_runtime;
+sp_runtime *sp_runtime_self(void);
+/* Spawns into rt from any thread, including one that runs no coroutine
+ * (sp_spawn on a worker spawns into its own runtime).  The coroutine is
+ * queued for whichever worker is free first.  Returns the handle (join it
+ * from a coroutine of rt) or NULL with errno ENOMEM, EINVAL, or ESRCH if rt
+ * has finished.  rt stays valid while it has a coroutine left. */
+sp_co *sp_spawn_in(sp_runtime *rt, sp_co_fn fn, void *arg, const sp_co_attr *attr);
+/* The index (0..workers-1) of the worker the caller runs on, or -1. */
+int sp_worker_index(void);
 
 const char *sp_ctx_name(sp_ctx_kind k);
 const char *sp_stack_name(sp_stack_kind k);

@@ -18,10 +18,12 @@ static inline __attribute__((always_inline)) void co_main(sp_sched *s)
 #if SP_ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
-    if (s->zombie) /* a coroutine that ended switched straight into this one */
-        sp__release_zombie(s);
+    if (s->post) /* e.g. a coroutine that ended switched straight into this one */
+        sp__run_post(s);
     sp_co *co = s->current;
-    sp__co_finish(s, co->fn(co->val));
+    void *r = co->fn(co->val);
+    /* Under M:N it may end on another worker than it started on. */
+    sp__co_finish(sp__tls_sched, r);
 }
 
 void sp__co_entry_asm(void *transfer) { co_main(transfer); }
@@ -29,19 +31,54 @@ void sp__co_entry_ext(void) { co_main(sp__tls_sched); }
 
 void sp__co_free_object(sp_sched *s, sp_co *co)
 {
-    co->state = 0; /* a stale handle now fails the state checks */
+    sp__set_state(co, 0); /* a stale handle now fails the state checks */
     sp__mem_free(&s->mem, co, sizeof *co);
 }
 
-sp_co *sp_spawn(sp_co_fn fn, void *arg, const sp_co_attr *attr)
+int sp__co_birth(sp_sched *s, sp_co *co, size_t size)
 {
-    sp_sched *s = sp__sched();
+    if (co->kind == SP_STACK_SHARED) {
+        int rc = sp__shared_stack_ensure(s);
+        if (rc < 0)
+            return rc;
+        co->flags |= SP__F_FRESH; /* its context is made on the run stack */
+    } else {
+        int rc = sp__stack_alloc(&s->stacks, co->kind, size, 0, &co->stack);
+        if (rc < 0)
+            return rc;
+        if (!co->stack.guarded)
+            co->flags |= SP__F_CANARY;
+        sp__co_make_context(s, co, co->stack.base, co->stack.size);
+    }
+#if SP_TSAN
+    co->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    return 0;
+}
+
+int sp__co_init(sp_co *co, int default_kind, sp_co_fn fn, void *arg, const sp_co_attr *attr)
+{
+    int kind = attr->stack ? (int)attr->stack : default_kind;
+    if (!fn || kind > SP_STACK_SHARED)
+        return -EINVAL;
+    memset(co, 0, sizeof *co);
+    co->fn = fn;
+    co->val = arg;
+    co->name = attr->name ? attr->name : "";
+    co->kind = (uint8_t)kind;
+    if (attr->pinned || kind == SP_STACK_SHARED)
+        co->flags |= SP__F_PINNED; /* shared: its frames are on one thread's run stack */
+    if (attr->detached)
+        co->jflags |= SP__J_DETACHED;
+    return 0;
+}
+
+sp_co *sp__co_new(sp_sched *s, sp_co_fn fn, void *arg, const sp_co_attr *attr)
+{
     sp_co_attr none = {0};
     if (!attr)
         attr = &none;
-    int kind = attr->stack ? (int)attr->stack : (int)s->cfg.stack;
-    size_t size = attr->stack_size ? attr->stack_size : s->cfg.stack_size;
-    if (!fn || kind > SP_STACK_SHARED) {
+    if (!fn || (attr->stack ? (int)attr->stack : (int)s->cfg.stack) > SP_STACK_SHARED) {
         errno = EINVAL;
         return NULL;
     }
@@ -49,43 +86,37 @@ sp_co *sp_spawn(sp_co_fn fn, void *arg, const sp_co_attr *attr)
     sp_co *co = sp__mem_alloc(&s->mem, sizeof *co, &cap);
     if (!co)
         return NULL;
-    memset(co, 0, sizeof *co);
+    sp__co_init(co, (int)s->cfg.stack, fn, arg, attr);
     co->sched = s;
-    co->fn = fn;
-    co->val = arg;
-    co->name = attr->name ? attr->name : "";
-    co->kind = (uint8_t)kind;
     co->id = s->next_id;
-    if (kind == SP_STACK_SHARED) {
-        int rc = sp__shared_stack_ensure(s);
-        if (rc < 0) {
-            sp__mem_free(&s->mem, co, cap);
-            errno = -rc;
-            return NULL;
-        }
-        co->flags |= SP__F_FRESH; /* its context is made on the run stack */
-    } else {
-        int rc = sp__stack_alloc(&s->stacks, kind, size, 0, &co->stack);
-        if (rc < 0) {
-            sp__mem_free(&s->mem, co, cap);
-            errno = -rc;
-            return NULL;
-        }
-        if (!co->stack.guarded)
-            co->flags |= SP__F_CANARY;
-        sp__co_make_context(s, co, co->stack.base, co->stack.size);
+    int rc = sp__co_birth(s, co, attr->stack_size ? attr->stack_size : s->cfg.stack_size);
+    if (rc < 0) {
+        sp__mem_free(&s->mem, co, cap);
+        errno = -rc;
+        return NULL;
     }
     s->next_id += s->id_step;
-    if (attr->detached)
-        co->flags |= SP__F_DETACHED;
-#if SP_TSAN
-    co->tsan_fiber = __tsan_create_fiber(0);
-#endif
-    s->live++;
-    if (attr->suspended)
+    return co;
+}
+
+sp_co *sp_spawn(sp_co_fn fn, void *arg, const sp_co_attr *attr)
+{
+    sp_sched *s = sp__sched();
+    sp_co *co = sp__co_new(s, fn, arg, attr);
+    if (!co)
+        return NULL;
+    if (attr && attr->suspended) {
+        /* Only sp_resume on this thread starts it: it stays here. */
+        co->flags |= SP__F_PINNED;
         co->state = SP__CO_SUSPENDED;
-    else
-        sp__ready(s, co);
+    }
+    if (sp__likely(!s->mn)) {
+        s->live++;
+        if (co->state != SP__CO_SUSPENDED)
+            sp__ready(s, co);
+        return co;
+    }
+    sp__mn_spawned(s, co);
     return co;
 }
 
@@ -95,8 +126,21 @@ void sp__co_finish(sp_sched *s, void *result)
     if (co->flags & SP__F_ROOT)
         sp__fatal("sp_exit called from the root coroutine of a thread");
     co->val = result;
+    sp__set_post(s, sp__release_zombie, co);
+    if (s->mn) {
+        /* Its end is published once it is off its stack (sp__mn_ended):
+         * a joiner on another worker frees it as soon as it sees it. */
+        sp_co *r = co->waiter;
+        if (r && (co->flags & SP__F_RESUMED)) {
+            co->waiter = NULL;
+            co->flags &= ~SP__F_RESUMED;
+            sp__switch_to(s, r);
+        } else {
+            sp__switch_next(s);
+        }
+        sp__fatal("a coroutine that ended was resumed");
+    }
     co->state = SP__CO_DONE;
-    s->zombie = co;
     s->live--;
     if (s->live == 0 && s->wait_all) {
         sp__ready(s, s->wait_all);
@@ -121,11 +165,30 @@ void sp_exit(void *result)
     sp__co_finish(sp__sched(), result);
 }
 
+/* Under M:N the joiner and the coroutine's end meet under the
+ * coroutine's stripe lock (sp__co_lock); on one thread nothing races. */
+static inline sp__lock *join_lock(sp_sched *s, sp_co *co)
+{
+    if (sp__likely(!s->mn))
+        return NULL;
+    sp__lock *l = sp__co_lock(co);
+    sp__lock_acquire(l);
+    return l;
+}
+
+static inline void join_unlock(sp__lock *l)
+{
+    if (l)
+        sp__lock_release(l);
+}
+
 static void join_unlink(sp_co *joiner)
 {
     sp_co *target = joiner->wait_obj;
+    sp__lock *l = join_lock(joiner->sched, target);
     if (target->waiter == joiner)
         target->waiter = NULL;
+    join_unlock(l);
 }
 
 int sp_join(sp_co *co, void **result)
@@ -135,27 +198,37 @@ int sp_join(sp_co *co, void **result)
         errno = EDEADLK;
         return -1;
     }
-    if (!co || co->state == 0 || (co->flags & (SP__F_DETACHED | SP__F_JOINING)) ||
-        (co->flags & (SP__F_ROOT | SP__F_SCHED))) {
+    if (!co || co->state == 0 || (co->flags & (SP__F_ROOT | SP__F_SCHED))) {
+        errno = EINVAL;
+        return -1;
+    }
+    sp__lock *l = join_lock(s, co);
+    if (co->jflags & (SP__J_DETACHED | SP__J_JOINING)) {
+        join_unlock(l);
         errno = EINVAL;
         return -1;
     }
     if (co->flags & SP__F_RESUMED) {
+        join_unlock(l);
         errno = EBUSY; /* its resumer waits on it; join once it suspends */
         return -1;
     }
-    co->flags |= SP__F_JOINING;
+    co->jflags |= SP__J_JOINING;
     if (co->state != SP__CO_DONE) {
         co->waiter = s->current;
         s->current->wait_obj = co;
         s->current->wait_unlink = join_unlink;
-        int err = sp__wait(s, -1);
+        int err = sp__wait_lk(s, -1, l);
         s = sp__sched();
         if (err) {
-            co->flags &= ~SP__F_JOINING;
+            l = join_lock(s, co);
+            co->jflags &= (uint8_t)~SP__J_JOINING;
+            join_unlock(l);
             errno = err;
             return -1;
         }
+    } else {
+        join_unlock(l);
     }
     if (result)
         *result = co->val;
@@ -165,13 +238,22 @@ int sp_join(sp_co *co, void **result)
 
 int sp_detach(sp_co *co)
 {
-    if (!co || co->state == 0 || (co->flags & (SP__F_DETACHED | SP__F_JOINING | SP__F_ROOT))) {
+    if (!co || co->state == 0 || (co->flags & (SP__F_ROOT | SP__F_SCHED))) {
         errno = EINVAL;
         return -1;
     }
-    co->flags |= SP__F_DETACHED;
-    if (co->state == SP__CO_DONE)
-        sp__co_free_object(co->sched, co);
+    sp_sched *s = sp__sched();
+    sp__lock *l = join_lock(s, co);
+    if (co->jflags & (SP__J_DETACHED | SP__J_JOINING)) {
+        join_unlock(l);
+        errno = EINVAL;
+        return -1;
+    }
+    co->jflags |= SP__J_DETACHED;
+    int done = co->state == SP__CO_DONE;
+    join_unlock(l);
+    if (done)
+        sp__co_free_object(s, co);
     return 0;
 }
 
@@ -191,6 +273,13 @@ static int same_config(const sp_config *a, const sp_config *b)
 
 int sp_run(const sp_config *cfg, sp_co_fn main_fn, void *arg, void **result)
 {
+    if (cfg && cfg->workers != 1) {
+        int n = cfg->workers > 0 ? cfg->workers : sp__ncpus();
+        if (cfg->workers < 0 || cfg->workers > SP_MAX_WORKERS)
+            return -EINVAL;
+        if (n > 1)
+            return sp__mn_run(cfg, n, main_fn, arg, result);
+    }
     if (cfg) {
         int rc = sp_thread_init(cfg);
         if (rc == -EBUSY && !same_config(&sp__sched()->cfg, cfg))

@@ -39,18 +39,29 @@ enum {
     SP__CO_PARKED,     /* waiting for something that will sp__ready it */
     SP__CO_SUSPENDED,  /* sp_suspend / attr.suspended: only sp_resume wakes */
     SP__CO_DONE,
+    /* Parked in sp__wait: a wake, its deadline or sp_cancel ends it,
+     * whichever claims it first (sp__claim). */
+    SP__CO_WAITING,
+};
+
+/* sp_co.jflags: under M:N another worker joins or detaches while the
+ * coroutine runs and writes its own flags, so these live apart (guarded by
+ * the coroutine's stripe lock, sp__co_lock). */
+enum {
+    SP__J_DETACHED = 1 << 0,
+    SP__J_JOINING = 1 << 1,   /* a joiner waits or has joined */
 };
 
 enum {
-    SP__F_DETACHED = 1 << 0,
-    SP__F_JOINING = 1 << 1,   /* a joiner waits or has joined */
     SP__F_FRESH = 1 << 2,     /* shared stack: context not yet made */
     SP__F_CANARY = 1 << 3,    /* unguarded stack: check the canary on suspend */
     SP__F_ROOT = 1 << 4,      /* the thread's own stack */
     SP__F_RESUMED = 1 << 5,   /* entered by sp_resume: `waiter` is the resumer */
     SP__F_SCHED = 1 << 6,     /* the scheduler's own context */
-    SP__F_CANCELED = 1 << 7,  /* sp_cancel: every blocking call fails */
-    SP__F_WAITING = 1 << 8,   /* parked in sp__wait: a timeout or cancel ends it */
+    SP__F_PINNED = 1 << 7,    /* M:N: never leaves the worker it is on */
+    SP__F_TIMED = 1 << 8,     /* its wait has a deadline in its worker's heap */
+    SP__F_UNLINK = 1 << 9,    /* M:N: claimed by a cancel; its worker unlinks it */
+    SP__F_UNBORN = 1 << 10,   /* sp_spawn_in: no stack yet; the worker that takes it makes one */
 };
 
 /* How a wait ended (sp_co.wait_err): 0 when what it waited for happened. */
@@ -87,8 +98,12 @@ struct sp_co {
     void *wait_obj;            /* what it waits on, for wait_unlink */
     uint32_t heap_idx;         /* its timer heap slot, 0 when not in it */
     int wait_err;              /* errno a wait ended with, 0 when none */
-    uint8_t state, kind;
-    uint16_t flags;
+    uint8_t state, kind;       /* state: atomic under M:N (sp__claim) */
+    uint16_t flags;            /* written only by whoever owns the coroutine now */
+    uint8_t canceled;          /* sp_cancel: every blocking call fails; atomic */
+    uint8_t unpark;            /* sp_unpark came while not in sp_park (stripe lock) */
+    uint8_t jflags;            /* SP__J_* */
+    uint8_t spare_;
 #if SP_TSAN
     void *tsan_fiber;
 #endif
@@ -111,9 +126,44 @@ int sp__theap_push(sp__theap *h, sp_co *co);
 void sp__theap_remove(sp__theap *h, sp_co *co);
 static inline sp_co *sp__theap_min(const sp__theap *h) { return h->n ? h->a[1] : NULL; }
 
+/* ---- locks ----
+ * A futex lock (Drepper's three states: 0 free, 1 held, 2 held with
+ * sleepers) after a short spin: the sections it guards are a few loads and
+ * stores, but a holder can be preempted on a loaded machine, and then a
+ * spinning waiter would burn its whole time slice.  Under M:N a coroutine
+ * may park holding one: the switch releases it once its context is saved
+ * (sp__wait_lk), so a waker that takes the lock never finds a coroutine
+ * still half on its stack. */
+typedef struct sp__lock {
+    int v;
+} sp__lock;
+
+void sp__lock_slow(sp__lock *l);
+void sp__unlock_slow(sp__lock *l);
+
+static inline void sp__lock_acquire(sp__lock *l)
+{
+    int z = 0;
+    if (sp__unlikely(!__atomic_compare_exchange_n(&l->v, &z, 1, 0, __ATOMIC_ACQUIRE,
+                                                  __ATOMIC_RELAXED)))
+        sp__lock_slow(l);
+}
+
+static inline void sp__lock_release(sp__lock *l)
+{
+    if (sp__unlikely(__atomic_exchange_n(&l->v, 0, __ATOMIC_RELEASE) == 2))
+        sp__unlock_slow(l);
+}
+
+/* One of a fixed table of locks, chosen by the coroutine's address: guards
+ * join, detach and sp_park/sp_unpark of that coroutine under M:N. */
+sp__lock *sp__co_lock(const sp_co *co);
+
 /* ---- scheduler ---- */
 
 struct sp_sched;
+struct sp__mn;
+struct sp__worker;
 /* The layer above (poll/io) plugs in here: waits up to timeout_ns (-1: no
  * limit, 0: just look) for I/O and wake-ups from other threads, readying
  * the coroutines they concern.  Returns how many it readied, or -errno. */
@@ -123,7 +173,6 @@ typedef struct sp_sched {
     sp_co *current;
     sp_co *rq_head, *rq_tail;  /* FIFO of ready coroutines */
     sp_co *pending;            /* what the scheduler context runs next */
-    sp_co *zombie;             /* ended; its stack is released once off it */
     sp_co *shared_owner;       /* whose frames are on the run stack */
     sp_co *wait_all;           /* parked in sp_run until `live` drops to 0 */
     sp_co *sched_co;           /* the scheduler context (its own stack) */
@@ -136,6 +185,30 @@ typedef struct sp_sched {
      * (work of the thread's is still out on other threads). */
     int (*poll_fini)(struct sp_sched *s);
     uint64_t poll_waiters;     /* coroutines only the poll hook can wake */
+    /* Run by whichever context runs next on this thread, once the one that
+     * set it is off its stack: releasing an ended coroutine's stack,
+     * releasing the lock a coroutine parked under, publishing a coroutine
+     * to other workers (sp__run_post). */
+    void (*post)(struct sp_sched *s, void *arg);
+    void *post_arg;
+    /* M:N: the runtime and this worker's queues (src/mn); NULL for the
+     * single-threaded scheduler, whose hot paths then take no lock and make
+     * no atomic read-modify-write. */
+    struct sp__mn *mn;
+    struct sp__worker *w;
+    /* Coroutines other threads hand to this one (sp_unpark, a wake of a
+     * pinned coroutine or one with a deadline in this thread's heap, a
+     * coroutine moving to the worker that owns its descriptor). */
+    sp__lock inbox_lock;
+    uint32_t inbox_n;          /* atomic: entries in inbox */
+    uint32_t inbox_cap;
+    sp_co **inbox;
+    uint32_t foreign_waits;    /* coroutines in sp_park: another thread may wake them */
+    uint32_t wake_word;        /* atomic: 1 once kicked since it last slept */
+    uint32_t in_poll;          /* atomic: sleeps in the poll hook, not on the futex */
+    /* Interrupts the poll hook's wait from another thread (the io layer
+     * sets it with `poll`). */
+    int (*poll_wake)(struct sp_sched *s);
     sp_config cfg;
     uint64_t next_id, id_step;
     uint64_t live;             /* spawned coroutines not yet ended */
@@ -199,11 +272,56 @@ static inline sp_co *sp__rq_pop(sp_sched *s)
     return co;
 }
 
-/* Makes a parked or new coroutine of this thread ready. */
+static inline void sp__set_state(sp_co *co, int st)
+{
+    /* Atomic because another worker may try to claim it (sp__claim) at
+     * any time; a plain store on x86. */
+    __atomic_store_n(&co->state, (uint8_t)st, __ATOMIC_RELAXED);
+}
+
+/* M:N (src/mn): puts co, which this worker may run, on its queues; next:
+ * as the coroutine to run right after the current one. */
+void sp__mn_ready(sp_sched *s, sp_co *co, int next);
+
+/* Makes a parked or new coroutine ready on this thread (M:N: on this
+ * worker, from where idle workers may steal it). */
 static inline void sp__ready(sp_sched *s, sp_co *co)
 {
-    co->state = SP__CO_READY;
-    sp__rq_push(s, co);
+    sp__set_state(co, SP__CO_READY);
+    if (sp__likely(!s->mn))
+        sp__rq_push(s, co);
+    else
+        sp__mn_ready(s, co, 0);
+}
+
+/* Takes the end of co's wait for the caller.  Under M:N a wake, the
+ * deadline and a cancel may race: exactly one of them gets 1 and must then
+ * make co ready; the others get 0 and leave co alone.  cancel: only a wait
+ * in sp__wait may be ended (not a bare sp__park). */
+static inline int sp__claim(sp_co *co, int cancel)
+{
+    uint8_t st = __atomic_load_n(&co->state, __ATOMIC_ACQUIRE);
+    for (;;) {
+        if (st != SP__CO_WAITING && (cancel || st != SP__CO_PARKED))
+            return 0;
+        if (__atomic_compare_exchange_n(&co->state, &st, SP__CO_READY, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return 1;
+    }
+}
+
+/* Hands co to another thread's scheduler `home` (its inbox), which takes
+ * it off its timer heap, unlinks it if SP__F_UNLINK is set, and runs it
+ * there.  co is already claimed (READY).  Wakes home if it sleeps. */
+void sp__send_home(sp_sched *home, sp_co *co);
+/* Takes in what other threads handed this one; returns how many. */
+int sp__inbox_drain(sp_sched *s);
+/* Wakes s's thread if it sleeps in idle or in its poll hook. */
+void sp__sched_kick(sp_sched *s);
+
+static inline int sp__canceled(const sp_co *co)
+{
+    return __atomic_load_n(&co->canceled, __ATOMIC_RELAXED) != 0;
 }
 
 /* Switches from the current coroutine (already marked parked, suspended or
@@ -213,10 +331,12 @@ sp_sched *sp__switch_next(sp_sched *s);
 /* Switches from the current coroutine straight to `to`. */
 sp_sched *sp__switch_to(sp_sched *s, sp_co *to);
 
-/* Parks the current coroutine until someone calls sp__ready on it. */
+/* Parks the current coroutine until someone calls sp__ready or sp__wake on
+ * it (sp_cancel does not end this wait).  Only this thread may wake it, or
+ * a waker holding a lock the caller released with s->post. */
 static inline sp_sched *sp__park(sp_sched *s)
 {
-    s->current->state = SP__CO_PARKED;
+    sp__set_state(s->current, SP__CO_PARKED);
     return sp__switch_next(s);
 }
 
@@ -225,11 +345,26 @@ static inline sp_sched *sp__park(sp_sched *s)
  * what it waits on and set co->wait_unlink (or NULL for a plain sleep).
  * Returns 0 when woken by sp__wake, else ETIMEDOUT or ECANCELED (as a
  * positive errno), with the coroutine unlinked.  Fails at once with
- * ECANCELED if the coroutine was cancelled before. */
-int sp__wait(sp_sched *s, int64_t deadline);
-/* Ends a wait started by sp__wait with err (0, EBADF, ...): takes the
- * coroutine off the timer heap and readies it.  The caller has unlinked it. */
-void sp__wake(sp_sched *s, sp_co *co, int err);
+ * ECANCELED if the coroutine was cancelled before.  The coroutine may come
+ * back on another worker: the caller re-reads sp__sched() afterwards.
+ *
+ * sp__wait_lk: the same, for a caller holding lk (NULL: none) while it
+ * linked the coroutine; lk is released once the coroutine is off its stack,
+ * and is not held on return.  Under M:N, wait_unlink must take lk itself
+ * and must do nothing for a coroutine a waker already took off its list
+ * (a waker may lose the claim to a timeout that is unlinking). */
+int sp__wait_lk(sp_sched *s, int64_t deadline, sp__lock *lk);
+static inline int sp__wait(sp_sched *s, int64_t deadline)
+{
+    return sp__wait_lk(s, deadline, NULL);
+}
+/* Ends a wait started by sp__wait (or sp__park) with err (0, EBADF, ...):
+ * takes the coroutine off the timer heap and readies it.  The caller has
+ * unlinked it.  Returns 1, or 0 (M:N only) if a timeout or cancel ended the
+ * wait first: co is then not the caller's to touch again.  From a worker
+ * other than co's, the caller must hold (or have held, after co linked
+ * itself) the lock co parked under. */
+int sp__wake(sp_sched *s, sp_co *co, int err);
 /* Readies every coroutine whose deadline has passed; returns how many. */
 int sp__timers_expire(sp_sched *s, int64_t now);
 /* Looks at I/O and timers without blocking: called between switches so busy
@@ -239,15 +374,60 @@ int sp__timers_expire(sp_sched *s, int64_t now);
 #define SP__POLL_EVERY 64
 void sp__poll_now(sp_sched *s);
 
+/* Sleeps until sp__sched_kick, the deadline (absolute; -1 none) or, with
+ * a poll hook, I/O (which it readies). */
+void sp__sched_sleep(sp_sched *s, int64_t deadline);
+
+/* M:N entry points of the core (src/mn).  sp__mn_next: the next coroutine
+ * this worker runs without looking beyond its own queues (NULL: none).
+ * sp__mn_find: the next one from anywhere, sleeping until there is one;
+ * NULL once the runtime is over.  sp__mn_yield: sp_yield on a worker.
+ * sp__mn_poll: the periodic look at the global queue.  sp__mn_ended: co
+ * ended and is off its stack: tell its joiner, free it if detached. */
+sp_co *sp__mn_next(sp_sched *s);
+sp_co *sp__mn_find(sp_sched *s);
+void sp__mn_yield(sp_sched *s);
+void sp__mn_poll(sp_sched *s);
+void sp__mn_ended(sp_sched *s, sp_co *co);
+
 /* Ends the current coroutine with `result`. */
 void sp__co_finish(sp_sched *s, void *result) __attribute__((noreturn));
+
+/* Makes a coroutine object with its stack and context, neither queued nor
+ * counted; NULL with errno set. */
+sp_co *sp__co_new(sp_sched *s, sp_co_fn fn, void *arg, const sp_co_attr *attr);
+/* The pieces of sp__co_new: fills a zeroed object from attr (not NULL)
+ * (-EINVAL if bad); gives it its stack and context on s (-errno). */
+int sp__co_init(sp_co *co, int default_kind, sp_co_fn fn, void *arg, const sp_co_attr *attr);
+int sp__co_birth(sp_sched *s, sp_co *co, size_t stack_size);
+/* M:N: counts a coroutine sp_spawn made on this worker and queues it. */
+void sp__mn_spawned(sp_sched *s, sp_co *co);
+/* sp_run with n > 1 workers (src/mn). */
+int sp__mn_run(const sp_config *cfg, int n, sp_co_fn main_fn, void *arg, void **result);
+/* The CPUs this process may run on (at least 1). */
+int sp__ncpus(void);
 
 /* Lifecycle pieces shared by co.c and sched.c. */
 void sp__co_make_context(sp_sched *s, sp_co *co, char *base, size_t size);
 void sp__co_free_object(sp_sched *s, sp_co *co);
-/* Releases the stack of the coroutine that ended last (s->zombie); called by
- * whichever context runs right after it. */
-void sp__release_zombie(sp_sched *s);
+/* A post action (sp_sched.post): releases the stack of the coroutine that
+ * just ended, and under M:N publishes its end to its joiner. */
+void sp__release_zombie(sp_sched *s, void *co);
+
+static inline void sp__run_post(sp_sched *s)
+{
+    void (*fn)(sp_sched *, void *) = s->post;
+    s->post = NULL;
+    fn(s, s->post_arg);
+}
+/* Sets the action the next context to run on this thread performs first. */
+static inline void sp__set_post(sp_sched *s, void (*fn)(sp_sched *, void *), void *arg)
+{
+    s->post = fn;
+    s->post_arg = arg;
+}
+/* A post action: releases the lock arg. */
+void sp__post_unlock(sp_sched *s, void *lock);
 /* Maps the thread's run stack for shared-stack coroutines on first use. */
 int sp__shared_stack_ensure(sp_sched *s);
 

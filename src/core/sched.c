@@ -4,9 +4,12 @@
 #include "core/internal.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #if SP_ASAN
 #include <sanitizer/asan_interface.h>
@@ -155,7 +158,10 @@ static inline sp_sched *raw_switch(sp_sched *s, sp_co *from, sp_co *to)
     sp_sched *r;
     fiber_before(s, from, to, &fake);
     s->current = to;
-    to->state = SP__CO_RUNNING;
+    /* Under M:N it may have run on another worker before; sp_cancel reads
+     * it from any worker. */
+    __atomic_store_n(&to->sched, s, __ATOMIC_RELAXED);
+    sp__set_state(to, SP__CO_RUNNING);
     if (sp__likely(s->cfg.ctx == SP_CTX_ASM)) {
         if (s->cfg.fpenv_shared)
             r = sp__asm_switch_nofp(&from->ctx.sp, to->ctx.sp, s);
@@ -169,24 +175,27 @@ static inline sp_sched *raw_switch(sp_sched *s, sp_co *from, sp_co *to)
         r = sp__tls_sched;
     }
     fiber_after(fake);
-    if (sp__unlikely(r->zombie != NULL))
-        sp__release_zombie(r);
+    if (sp__unlikely(r->post != NULL))
+        sp__run_post(r);
     return r;
 }
 
 void sp__poll_now(sp_sched *s)
 {
     s->since_poll = 0;
+    if (__atomic_load_n(&s->inbox_n, __ATOMIC_RELAXED))
+        sp__inbox_drain(s);
     if (s->timers.n)
         sp__timers_expire(s, sp_now());
     if (s->poll && s->poll_waiters)
         s->poll(s, 0);
+    if (s->mn)
+        sp__mn_poll(s);
 }
 
 static inline void maybe_poll(sp_sched *s)
 {
-    if (sp__unlikely(++s->since_poll >= SP__POLL_EVERY) && s->since_poll >= s->rq_len &&
-        (s->timers.n || s->poll_waiters))
+    if (sp__unlikely(++s->since_poll >= SP__POLL_EVERY) && s->since_poll >= s->rq_len)
         sp__poll_now(s);
 }
 
@@ -198,7 +207,9 @@ static inline sp_sched *switch_to(sp_sched *s, sp_co *to)
          * poll between its park and the switch ended its wait) is next in
          * line: it simply carries on.  A real switch would resume it from
          * its previous save, since to->ctx.sp is read before it is saved. */
-        from->state = SP__CO_RUNNING;
+        sp__set_state(from, SP__CO_RUNNING);
+        if (s->post)
+            sp__run_post(s);
         return s;
     }
     check_canary(from);
@@ -220,7 +231,7 @@ sp_sched *sp__switch_next(sp_sched *s)
     sp_co *next = NULL;
     maybe_poll(s);
     if (s->cfg.switch_mode == SP_SWITCH_DIRECT)
-        next = sp__rq_pop(s);
+        next = sp__likely(!s->mn) ? sp__rq_pop(s) : sp__mn_next(s);
     if (!next)
         next = s->sched_co;
     return switch_to(s, next);
@@ -230,6 +241,10 @@ void sp_yield(void)
 {
     sp_sched *s = sp__sched();
     maybe_poll(s);
+    if (s->mn) {
+        sp__mn_yield(s);
+        return;
+    }
     if (!s->rq_head)
         return;
     sp_co *cur = s->current;
@@ -247,7 +262,7 @@ void sp_yield(void)
 int sp_yield_to(sp_co *co)
 {
     sp_sched *s = sp__sched();
-    if (!co || co == s->current || co->sched != s || co->state != SP__CO_READY) {
+    if (!co || co == s->current || co->sched != s || co->state != SP__CO_READY || s->mn) {
         errno = EINVAL;
         return -1;
     }
@@ -265,7 +280,8 @@ int sp_resume(sp_co *co)
 {
     sp_sched *s = sp__sched();
     if (!co || co == s->current || co->sched != s ||
-        (co->state != SP__CO_READY && co->state != SP__CO_SUSPENDED)) {
+        (co->state != SP__CO_READY && co->state != SP__CO_SUSPENDED) ||
+        (s->mn && co->state != SP__CO_SUSPENDED)) {
         errno = EINVAL;
         return -1;
     }
@@ -273,7 +289,7 @@ int sp_resume(sp_co *co)
         sp__rq_remove(s, co);
     co->waiter = s->current;
     co->flags |= SP__F_RESUMED;
-    s->current->state = SP__CO_PARKED;
+    sp__set_state(s->current, SP__CO_PARKED);
     s = switch_to(s, co);
     /* Back because co suspended (it cleared `waiter`) or ended. */
     return co->state == SP__CO_DONE ? 1 : 0;
@@ -290,17 +306,16 @@ int sp_suspend(void)
     sp_co *resumer = co->waiter;
     co->waiter = NULL;
     co->flags &= ~SP__F_RESUMED;
-    co->state = SP__CO_SUSPENDED;
+    sp__set_state(co, SP__CO_SUSPENDED);
     switch_to(s, resumer);
     return 0;
 }
 
 /* ---- the scheduler context ---------------------------------------------- */
 
-sp__noinline void sp__release_zombie(sp_sched *s)
+sp__noinline void sp__release_zombie(sp_sched *s, void *arg)
 {
-    sp_co *z = s->zombie;
-    s->zombie = NULL;
+    sp_co *z = arg;
     if (z->kind == SP_STACK_SHARED) {
         if (s->shared_owner == z)
             s->shared_owner = NULL;
@@ -320,8 +335,16 @@ sp__noinline void sp__release_zombie(sp_sched *s)
     __tsan_destroy_fiber(z->tsan_fiber);
     z->tsan_fiber = NULL;
 #endif
-    if (z->flags & SP__F_DETACHED)
+    if (s->mn)
+        sp__mn_ended(s, z);
+    else if (z->jflags & SP__J_DETACHED)
         sp__co_free_object(s, z);
+}
+
+void sp__post_unlock(sp_sched *s, void *lock)
+{
+    (void)s;
+    sp__lock_release(lock);
 }
 
 /* Nothing is ready: wait for the next deadline, I/O, or a wake-up from
@@ -330,46 +353,70 @@ static void idle(sp_sched *s)
 {
     while (!s->rq_head) {
         s->since_poll = 0;
-        int64_t timeout = -1;
+        if (__atomic_load_n(&s->inbox_n, __ATOMIC_ACQUIRE)) {
+            sp__inbox_drain(s);
+            continue;
+        }
+        int64_t deadline = -1;
         sp_co *t = sp__theap_min(&s->timers);
         if (t) {
-            int64_t now = sp_now();
-            if (t->deadline <= now) {
-                sp__timers_expire(s, now);
+            if (t->deadline <= sp_now()) {
+                sp__timers_expire(s, sp_now());
                 continue;
             }
-            timeout = t->deadline - now;
+            deadline = t->deadline;
         }
-        if (s->poll && (s->poll_waiters || t)) {
-            int rc = s->poll(s, timeout);
-            if (rc < 0 && rc != -EINTR)
-                sp__fatal("poller failed: %s", strerror(-rc));
-        } else if (t) {
-            struct timespec ts = {(time_t)(t->deadline / 1000000000),
-                                  (long)(t->deadline % 1000000000)};
-            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-        } else {
+        if (!t && !__atomic_load_n(&s->foreign_waits, __ATOMIC_RELAXED) &&
+            !(s->poll && s->poll_waiters))
             sp__fatal("deadlock: every coroutine of this thread is parked and "
                       "nothing can wake them");
-        }
+        sp__sched_sleep(s, deadline);
         if (s->timers.n)
             sp__timers_expire(s, sp_now());
+    }
+}
+
+void sp__sched_sleep(sp_sched *s, int64_t deadline)
+{
+    int via_poll = s->poll != NULL;
+    __atomic_store_n(&s->in_poll, (uint32_t)via_poll, __ATOMIC_SEQ_CST);
+    if (__atomic_exchange_n(&s->wake_word, 0, __ATOMIC_SEQ_CST))
+        return; /* kicked since it last slept: look again first */
+    if (via_poll) {
+        int64_t timeout = -1;
+        if (deadline >= 0) {
+            timeout = deadline - sp_now();
+            if (timeout < 0)
+                timeout = 0;
+        }
+        int rc = s->poll(s, timeout);
+        if (rc < 0 && rc != -EINTR)
+            sp__fatal("poller failed: %s", strerror(-rc));
+    } else {
+        struct timespec ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
+        /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time. */
+        syscall(SYS_futex, &s->wake_word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 0,
+                deadline >= 0 ? &ts : NULL, NULL, FUTEX_BITSET_MATCH_ANY);
     }
 }
 
 static void sched_main(sp_sched *s)
 {
     fiber_after(NULL);
-    if (s->zombie)
-        sp__release_zombie(s);
+    if (s->post)
+        sp__run_post(s);
     for (;;) {
         sp_co *next = s->pending;
         s->pending = NULL;
         if (!next)
-            next = sp__rq_pop(s);
+            next = sp__likely(!s->mn) ? sp__rq_pop(s) : sp__mn_find(s);
         if (!next) {
-            idle(s);
-            continue;
+            if (s->mn) /* the runtime is over: back to the worker thread */
+                next = &s->root;
+            else {
+                idle(s);
+                continue;
+            }
         }
         s->since_poll++;
         if (next->kind == SP_STACK_SHARED)

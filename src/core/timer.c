@@ -103,35 +103,70 @@ void sp__theap_remove(sp__theap *h, sp_co *co)
         sift_down(h, i);
 }
 
-/* ---- waits ---- */
+/* ---- waits ----
+ * Under M:N a wait can end three ways at once: a waker on another worker
+ * (holding the lock the coroutine parked under), its deadline (only ever
+ * on the worker whose heap holds it), and sp_cancel from anywhere.  They
+ * race on sp__claim; the winner makes the coroutine ready, the losers
+ * leave it alone.  Timers stay single-threaded: a winner on another worker
+ * sends a coroutine with a deadline home (sp__send_home) to leave the
+ * heap. */
 
-int sp__wait(sp_sched *s, int64_t deadline)
+int sp__wait_lk(sp_sched *s, int64_t deadline, sp__lock *lk)
 {
     sp_co *co = s->current;
-    if (co->flags & SP__F_CANCELED) {
-        if (co->wait_unlink)
-            co->wait_unlink(co);
-        co->wait_unlink = NULL;
-        return ECANCELED;
-    }
+    if (sp__canceled(co))
+        goto canceled;
     co->wait_err = 0;
     if (deadline >= 0) {
         co->deadline = deadline;
         if (sp__theap_push(&s->timers, co) != 0) {
+            if (lk)
+                sp__lock_release(lk);
             if (co->wait_unlink)
                 co->wait_unlink(co);
             co->wait_unlink = NULL;
             return ENOMEM;
         }
+        co->flags |= SP__F_TIMED;
     }
-    co->flags |= SP__F_WAITING;
-    sp__park(s);
-    co->flags &= ~SP__F_WAITING;
+    if (sp__likely(!s->mn)) {
+        co->state = SP__CO_WAITING;
+        s = sp__switch_next(s);
+    } else {
+        /* Against sp_cancel, which sets the flag and then tries to claim:
+         * either it sees WAITING, or this sees the flag. */
+        __atomic_store_n(&co->state, SP__CO_WAITING, __ATOMIC_SEQ_CST);
+        if (sp__canceled(co)) {
+            uint8_t w = SP__CO_WAITING;
+            if (__atomic_compare_exchange_n(&co->state, &w, SP__CO_RUNNING, 0,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                if (co->heap_idx)
+                    sp__theap_remove(&s->timers, co);
+                co->flags &= ~SP__F_TIMED;
+                goto canceled;
+            }
+            /* The canceller claimed it: it is on its way to this inbox. */
+        }
+        if (lk)
+            sp__set_post(s, sp__post_unlock, lk);
+        s = sp__switch_next(s);
+    }
+    co->flags &= ~SP__F_TIMED;
     co->wait_unlink = NULL;
     return co->wait_err;
+
+canceled:
+    if (lk)
+        sp__lock_release(lk);
+    if (co->wait_unlink)
+        co->wait_unlink(co);
+    co->wait_unlink = NULL;
+    return ECANCELED;
 }
 
-void sp__wake(sp_sched *s, sp_co *co, int err)
+/* co is claimed and ends its wait with err, on this thread. */
+static inline void wake_here(sp_sched *s, sp_co *co, int err)
 {
     if (co->heap_idx)
         sp__theap_remove(&s->timers, co);
@@ -140,13 +175,39 @@ void sp__wake(sp_sched *s, sp_co *co, int err)
     sp__ready(s, co);
 }
 
-/* A deadline passed or the coroutine was cancelled: unlink it from what it
- * waits on, then wake it with err. */
+int sp__wake(sp_sched *s, sp_co *co, int err)
+{
+    if (sp__likely(!s->mn)) {
+        wake_here(s, co, err);
+        return 1;
+    }
+    if (!sp__claim(co, 0))
+        return 0;
+    co->wait_err = err;
+    sp_sched *home = co->sched;
+    if (home == s) {
+        if (co->heap_idx)
+            sp__theap_remove(&s->timers, co);
+        co->wait_unlink = NULL;
+        /* Woken by the running coroutine: runs next, on this worker, as a
+         * message's receiver should (Go's runnext). */
+        sp__mn_ready(s, co, s->current != s->sched_co);
+    } else if (co->flags & (SP__F_TIMED | SP__F_PINNED)) {
+        sp__send_home(home, co);
+    } else {
+        co->wait_unlink = NULL;
+        sp__mn_ready(s, co, 1);
+    }
+    return 1;
+}
+
+/* A deadline passed or the coroutine was cancelled, on its own thread:
+ * unlink it from what it waits on, then wake it with err. */
 static void interrupt(sp_sched *s, sp_co *co, int err)
 {
     if (co->wait_unlink)
         co->wait_unlink(co);
-    sp__wake(s, co, err);
+    wake_here(s, co, err);
 }
 
 int sp__timers_expire(sp_sched *s, int64_t now)
@@ -154,7 +215,16 @@ int sp__timers_expire(sp_sched *s, int64_t now)
     int n = 0;
     sp_co *co;
     while ((co = sp__theap_min(&s->timers)) && co->deadline <= now) {
-        interrupt(s, co, ETIMEDOUT);
+        if (sp__likely(!s->mn)) {
+            interrupt(s, co, ETIMEDOUT);
+        } else {
+            sp__theap_remove(&s->timers, co);
+            /* A loser here was claimed by a waker on another worker, and
+             * is in this thread's inbox already or on its way. */
+            if (!sp__claim(co, 1))
+                continue;
+            interrupt(s, co, ETIMEDOUT);
+        }
         n++;
     }
     return n;
@@ -189,19 +259,33 @@ int sp_cancel(sp_co *co)
 {
     sp_sched *s = sp__sched();
     if (!co || co->state == 0 || co->state == SP__CO_DONE ||
-        (co->flags & (SP__F_ROOT | SP__F_SCHED)) || co->sched != s) {
+        (co->flags & (SP__F_ROOT | SP__F_SCHED)) ||
+        (s->mn ? __atomic_load_n(&co->sched, __ATOMIC_RELAXED)->mn != s->mn : co->sched != s)) {
         errno = EINVAL;
         return -1;
     }
-    co->flags |= SP__F_CANCELED;
+    __atomic_store_n(&co->canceled, 1, __ATOMIC_SEQ_CST);
     /* A coroutine parked in a wait is interrupted now; one that is ready,
      * suspended, or parked in sp_resume fails its next wait. */
-    if (co->state == SP__CO_PARKED && (co->flags & SP__F_WAITING))
-        interrupt(s, co, ECANCELED);
+    if (sp__likely(!s->mn)) {
+        if (co->state == SP__CO_WAITING)
+            interrupt(s, co, ECANCELED);
+    } else if (sp__claim(co, 1)) {
+        /* What it waits on may be another worker's (a descriptor): the
+         * worker it parked on unlinks it. */
+        co->wait_err = ECANCELED;
+        co->flags |= SP__F_UNLINK;
+        if (co->sched == s) {
+            co->flags &= ~SP__F_UNLINK;
+            interrupt(s, co, ECANCELED);
+        } else {
+            sp__send_home(co->sched, co);
+        }
+    }
     return 0;
 }
 
 int sp_canceled(void)
 {
-    return (sp__sched()->current->flags & SP__F_CANCELED) != 0;
+    return sp__canceled(sp__sched()->current);
 }

@@ -68,6 +68,10 @@ static int hooked_main(int argc, char **argv, char **envp)
     sp_config cfg;
     if (sp_config_init(&cfg) != 0)
         sp__fatal("hook: a SPINDLE_* variable in the environment has an unknown value");
+    /* The program's main thread becomes one worker: its coroutines keep
+     * the thread-locals and errno a blocking program expects (pthreads it
+     * creates become coroutines of this same thread). */
+    cfg.workers = 1;
     int rc = sp_run(&cfg, launcher, NULL, NULL);
     if (rc < 0)
         sp__fatal("hook: cannot run main as a coroutine: %s", strerror(-rc));

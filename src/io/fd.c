@@ -2,6 +2,7 @@
  * hook the scheduler calls, and sp_wait_fd / sp_close. */
 #define _GNU_SOURCE
 #include "io/io.h"
+#include "mn/mn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -131,6 +132,12 @@ static int poll_hook(sp_sched *s, int64_t timeout_ns)
     return io->poller.ops->wait(&io->poller, timeout_ns, on_event, s);
 }
 
+static int poll_wake(sp_sched *s)
+{
+    sp__io *io = s->poll_ctx;
+    return io->poller.ops->wake(&io->poller);
+}
+
 /* Thread exit (sched_destroy): closes the poller unless an offload job of
  * this thread is still out (a helper would then post to freed memory). */
 static int io_fini(sp_sched *s)
@@ -147,6 +154,7 @@ static int io_fini(sp_sched *s)
     free(io);
     s->poll_ctx = NULL;
     s->poll = NULL;
+    s->poll_wake = NULL;
     return 1;
 }
 
@@ -168,6 +176,7 @@ sp__io *sp__io_get(sp_sched *s)
         return NULL;
     }
     s->poll_ctx = io;
+    s->poll_wake = poll_wake;
     s->poll = poll_hook;
     s->poll_fini = io_fini;
     return io;
@@ -206,8 +215,83 @@ int sp__fd_nonblock(sp_sched *s, int fd)
     return 0;
 }
 
+/* ---- descriptor owners (M:N) ---- */
+
+#define OWNER_SHIFT 8
+#define OWNER_NB 1u
+#define OWNER_STREAM 2u
+
+/* This worker's table entry for fd, made fresh for a descriptor it now
+ * owns: what an earlier owner period left there is stale. */
+static void take_over(sp_sched *s, int fd, uint32_t hints)
+{
+    sp__io *io = sp__io_get(s);
+    sp__fdstate *st = io ? sp__fd(io, fd) : NULL;
+    if (!st)
+        return;
+    if (st->registered)
+        io->poller.ops->del(&io->poller, fd);
+    st->registered = 0;
+    st->interest = 0;
+    st->gen++;
+    st->nonblock = (hints & OWNER_NB) != 0;
+    st->stream = (hints & OWNER_STREAM) != 0;
+    st->short_means_drained = (uint8_t)(st->stream && io->poller.ops == &sp__epoll_ops);
+    st->hup = 0;
+    st->ready = SP__EV_IN | SP__EV_OUT;
+}
+
+static void post_send_home(sp_sched *s, void *co)
+{
+    (void)s;
+    sp_co *c = co;
+    sp__send_home(c->sched, c);
+}
+
+int sp__fd_home(sp_sched **sp, int fd)
+{
+    sp_sched *s = *sp;
+    sp__mn *mn = s->mn;
+    if (!mn || fd < 0 || (uint32_t)fd >= mn->nfd_owner)
+        return 0;
+    uint32_t me = (uint32_t)s->w->index + 1;
+    uint32_t *slot = &mn->fd_owner[fd];
+    uint32_t v = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    for (;;) {
+        uint32_t o = v >> OWNER_SHIFT;
+        if (sp__likely(o == me))
+            return 0;
+        if (o != 0)
+            break;
+        if (__atomic_compare_exchange_n(slot, &v, me << OWNER_SHIFT | (v & 0xff), 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            take_over(s, fd, v & 0xff);
+            return 0;
+        }
+    }
+    sp_co *co = s->current;
+    if (co->flags & (SP__F_PINNED | SP__F_ROOT | SP__F_SCHED))
+        return -EXDEV;
+    /* Move: queued at the owner once off this stack, and run there from
+     * its owner-only queue. */
+    co->sched = __atomic_load_n(&mn->w[(v >> OWNER_SHIFT) - 1]->s, __ATOMIC_ACQUIRE);
+    sp__set_state(co, SP__CO_READY);
+    sp__set_post(s, post_send_home, co);
+    *sp = sp__switch_next(s);
+    return 0;
+}
+
 void sp__fd_fresh(sp_sched *s, int fd, int nonblock, int stream)
 {
+    if (s->mn) {
+        /* Nobody's until its first wait: the worker whose coroutine first
+         * waits on it owns it, wherever it was accepted. */
+        if ((uint32_t)fd < s->mn->nfd_owner)
+            __atomic_store_n(&s->mn->fd_owner[fd],
+                             (nonblock ? OWNER_NB : 0) | (stream ? OWNER_STREAM : 0),
+                             __ATOMIC_RELEASE);
+        return;
+    }
     sp__io *io = sp__io_get(s);
     sp__fdstate *st = io ? sp__fd(io, fd) : NULL;
     if (!st)
@@ -249,6 +333,18 @@ static int fd_arm(sp__io *io, int fd, unsigned ev, sp__fdstate **out)
 
 int sp__fd_wait_many(sp_sched *s, const sp__fdwant *want, int n, int64_t deadline)
 {
+    if (sp__unlikely(s->mn)) {
+        /* All of them must be one worker's: the first one's. */
+        for (int i = 0; i < n; i++) {
+            int rc = sp__fd_home(&s, want[i].fd);
+            if (rc < 0)
+                return -rc;
+            if (i > 0 && (uint32_t)want[i].fd < s->mn->nfd_owner &&
+                __atomic_load_n(&s->mn->fd_owner[want[i].fd], __ATOMIC_ACQUIRE) >> OWNER_SHIFT !=
+                    (uint32_t)s->w->index + 1)
+                return EXDEV;
+        }
+    }
     sp__io *io = sp__io_get(s);
     if (!io)
         return errno;
@@ -326,7 +422,7 @@ int sp_wait_fd(int fd, int events, int64_t deadline)
                 return r;
         }
         unsigned ev = (events & SP_READ ? SP__EV_IN : 0) | (events & SP_WRITE ? SP__EV_OUT : 0);
-        int err = sp__fd_wait(s, fd, ev, deadline);
+        int err = sp__fd_wait(s, fd, ev, deadline); /* moves to fd's worker (M:N) */
         s = sp__sched();
         if (err) {
             errno = err;
@@ -338,6 +434,15 @@ int sp_wait_fd(int fd, int events, int64_t deadline)
 int sp_close(int fd)
 {
     sp_sched *s = sp__sched();
+    if (s->mn && fd >= 0 && (uint32_t)fd < s->mn->nfd_owner) {
+        /* Its waiters and registration are its owner's to end. */
+        if (sp__fd_home(&s, fd) < 0) {
+            errno = EXDEV;
+            return -1;
+        }
+        /* Nobody's again before the number can be reused. */
+        __atomic_store_n(&s->mn->fd_owner[fd], 0, __ATOMIC_RELEASE);
+    }
     sp__io *io = s->poll_ctx;
     if (io && fd >= 0 && (size_t)fd < io->nfds) {
         sp__fdstate *st = &io->fds[fd];

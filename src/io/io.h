@@ -80,6 +80,11 @@ typedef struct sp__fdwant {
     unsigned ev;
 } sp__fdwant;
 int sp__fd_wait_many(sp_sched *s, const sp__fdwant *w, int n, int64_t deadline);
+/* M:N: moves the calling coroutine to the worker that owns fd, making this
+ * worker the owner if nobody is (a descriptor's waiters, ready bits and
+ * poller registration live in its owner's table).  Updates *s.  Returns 0,
+ * or -EXDEV for a pinned coroutine and a descriptor of another worker. */
+int sp__fd_home(sp_sched **s, int fd);
 /* Ensures O_NONBLOCK on fd; 0 or -errno. */
 int sp__fd_nonblock(sp_sched *s, int fd);
 /* A descriptor fresh from socket/accept: forget whatever an older

@@ -155,7 +155,7 @@ static int offload(sp_sched *s, void *(*fn)(void *), void *arg, void **result, i
     sp__io *io = sp__io_get(s);
     if (!io)
         return errno;
-    if (cancellable && (s->current->flags & SP__F_CANCELED))
+    if (cancellable && sp__canceled(s->current))
         return ECANCELED;
     sp__offload_job *job = calloc(1, sizeof *job);
     if (!job)

@@ -16,13 +16,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Checks cancellation, makes fd non-blocking, and returns its state, or
- * NULL with errno set. */
-static sp__fdstate *begin(sp_sched *s, int fd)
+/* Checks cancellation, moves to the worker that owns fd (M:N), makes fd
+ * non-blocking, and returns its state, or NULL with errno set. */
+static sp__fdstate *begin(sp_sched **sp, int fd)
 {
-    if (sp__unlikely(s->current->flags & SP__F_CANCELED)) {
+    sp_sched *s = *sp;
+    if (sp__unlikely(sp__canceled(s->current))) {
         errno = ECANCELED;
         return NULL;
+    }
+    if (sp__unlikely(s->mn)) {
+        int rc = sp__fd_home(&s, fd);
+        *sp = s;
+        if (rc < 0) {
+            errno = -rc;
+            return NULL;
+        }
     }
     sp__io *io = sp__io_get(s);
     if (!io)
@@ -48,6 +57,8 @@ static sp__fdstate *await(sp_sched **s, int fd, unsigned ev, int64_t deadline)
 {
     int err = sp__fd_wait(*s, fd, ev, deadline);
     *s = sp__sched();
+    if (!err && sp__unlikely((*s)->mn))
+        err = -sp__fd_home(s, fd); /* stolen since: back to fd's worker */
     if (err) {
         errno = err;
         return NULL;
@@ -103,7 +114,7 @@ int sp_socket(int domain, int type, int protocol)
 ssize_t sp_read(int fd, void *buf, size_t len, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    sp__fdstate *st = begin(s, fd);
+    sp__fdstate *st = begin(&s, fd);
     if (!st)
         return -1;
     SP__IO_LOOP(s, fd, st, SP__EV_IN, deadline, read(fd, buf, len), (size_t)n < len);
@@ -112,7 +123,7 @@ ssize_t sp_read(int fd, void *buf, size_t len, int64_t deadline)
 ssize_t sp_write(int fd, const void *buf, size_t len, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    sp__fdstate *st = begin(s, fd);
+    sp__fdstate *st = begin(&s, fd);
     if (!st)
         return -1;
     SP__IO_LOOP(s, fd, st, SP__EV_OUT, deadline, write(fd, buf, len), (size_t)n < len);
@@ -143,7 +154,7 @@ static size_t iov_bytes(const struct iovec *iov, int iovcnt)
 ssize_t sp_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    sp__fdstate *st = begin(s, fd);
+    sp__fdstate *st = begin(&s, fd);
     if (!st)
         return -1;
     SP__IO_LOOP(s, fd, st, SP__EV_IN, deadline, readv(fd, iov, iovcnt),
@@ -153,7 +164,7 @@ ssize_t sp_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
 ssize_t sp_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    sp__fdstate *st = begin(s, fd);
+    sp__fdstate *st = begin(&s, fd);
     if (!st)
         return -1;
     SP__IO_LOOP(s, fd, st, SP__EV_OUT, deadline, writev(fd, iov, iovcnt),
@@ -163,7 +174,7 @@ ssize_t sp_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
 ssize_t sp_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    sp__fdstate *st = begin(s, fd);
+    sp__fdstate *st = begin(&s, fd);
     if (!st)
         return -1;
     if (flags & MSG_DONTWAIT)
@@ -176,7 +187,7 @@ ssize_t sp_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
 ssize_t sp_send(int fd, const void *buf, size_t len, int flags, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    sp__fdstate *st = begin(s, fd);
+    sp__fdstate *st = begin(&s, fd);
     if (!st)
         return -1;
     if (flags & MSG_DONTWAIT)
@@ -188,7 +199,7 @@ ssize_t sp_send(int fd, const void *buf, size_t len, int flags, int64_t deadline
 ssize_t sp_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    sp__fdstate *st = begin(s, out_fd);
+    sp__fdstate *st = begin(&s, out_fd);
     if (!st)
         return -1;
     size_t sent = 0;
@@ -216,7 +227,7 @@ ssize_t sp_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_t 
 int sp_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    if (!begin(s, fd))
+    if (!begin(&s, fd))
         return -1;
     if (connect(fd, addr, len) == 0)
         return 0;
@@ -274,7 +285,7 @@ static void shed_one(int lfd)
 int sp_accept(int fd, struct sockaddr *addr, socklen_t *len, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    sp__fdstate *st = begin(s, fd);
+    sp__fdstate *st = begin(&s, fd);
     if (!st)
         return -1;
     int stream = st->stream; /* accepted sockets are of the listener's type */

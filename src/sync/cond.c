@@ -22,7 +22,7 @@ int sp_cond_wait(sp_cond *c, sp_mutex *m, int64_t deadline)
     if (m->owner != me)
         sp__mutex_release(s, m, "sp_cond_wait"); /* aborts with the reason */
     /* Fail before touching the mutex when the wait cannot even start. */
-    int err = me->flags & SP__F_CANCELED ? ECANCELED : deadline == 0 ? EAGAIN : 0;
+    int err = sp__canceled(me) ? ECANCELED : deadline == 0 ? EAGAIN : 0;
     if (!err) {
         /* Queued before the mutex is released: once the M:N scheduler lets
          * a coroutine of another worker take the mutex at once, its signal

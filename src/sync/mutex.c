@@ -74,18 +74,8 @@ void sp__mutex_relock(sp_sched *s, sp_mutex *m)
         m->owner = me;
         return;
     }
-    /* sp__wait fails at once for a cancelled coroutine, and sp_cancel
-     * interrupts a wait: hide the flag while queueing, and queue again if a
-     * cancel arrives meanwhile.  A wait without deadline fails for no other
-     * reason. */
-    uint16_t canceled = me->flags & SP__F_CANCELED;
-    for (;;) {
-        me->flags &= (uint16_t)~SP__F_CANCELED;
-        int err = sp__syncq_wait(s, &m->wait, -1);
-        s = sp__sched();
-        if (!err)
-            break;
-        canceled = SP__F_CANCELED;
-    }
-    me->flags |= canceled;
+    /* A lock is not cancellable: park where sp_cancel cannot end the wait. */
+    sp__syncq_push(&m->wait, me);
+    me->wait_obj = &m->wait;
+    sp__park(s);
 }

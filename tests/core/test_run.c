@@ -59,6 +59,7 @@ static void test_thread_init_after_start_is_ebusy(void **state)
 {
     sp_config cfg;
     sp_config_init(&cfg);
+    cfg.workers = 1; /* this thread's own scheduler, not M:N */
     sp_yield(); /* the scheduler of this thread exists now */
     assert_int_equal(sp_thread_init(&cfg), -EBUSY);
     /* sp_run with the configuration in force runs; with another it says so. */

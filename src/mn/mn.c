@@ -1,0 +1,661 @@
+/* M:N (layer "mn"): worker threads, each running the per-thread scheduler
+ * of the core over its own queues, idle workers stealing from busy ones.
+ *
+ * Per worker:
+ *  - runnext: the coroutine the running one just woke or spawned; it runs
+ *    next, on this CPU, so a ping-pong over a channel never leaves the
+ *    worker and a freshly spawned child runs while its parent's data is
+ *    hot.  Only the owner touches it; a streak limit keeps two coroutines
+ *    that keep waking each other from starving the queue.
+ *  - ring: a bounded FIFO that the owner pushes and pops without a lock
+ *    and thieves take half of with one CAS.  Go's runq, not a Chase-Lev
+ *    deque: the owner pops FIFO like the single-threaded scheduler (the
+ *    oldest ready coroutine runs first, so latency stays fair), a steal
+ *    moves half the queue in one step rather than one coroutine per CAS,
+ *    and a fixed array needs no growth or memory reclamation; when full,
+ *    half of it moves to the global queue.
+ *  - rq (the core's list): coroutines only this worker may run: pinned
+ *    ones, and those other threads sent here (the inbox).
+ * Shared by all: the global queue (overflow, and sp_spawn_in from other
+ * threads) and the idle list.
+ *
+ * Finding work (sp__mn_find): local queues, inbox, expired timers, global
+ * queue, a look at this worker's poller, then stealing from every other
+ * worker from a random start; then it sleeps (on a futex, or in its poller
+ * once it has descriptors).  A worker that makes stealable work wakes one
+ * sleeping worker, and only when none is already looking (nspinning), so
+ * a burst of work wakes one thread at a time, not a herd.  No lost wake-up:
+ * a worker going to sleep counts itself idle and then looks at every queue
+ * again; one that publishes work then reads the idle count (both sides
+ * sequentially consistent), so at least one of them sees the other.
+ *
+ * I/O: a poller per worker (the io layer's per-thread state); a descriptor
+ * belongs to the worker that first waits on it, and a coroutine that waits
+ * on it from another worker moves there (io/fd.c).  The road not taken is
+ * one netpoller shared by all workers (Go's): any idle worker could take
+ * any descriptor's event, but every registration and every event would go
+ * through shared state, and the readied coroutine would mostly run far from
+ * the cache that last served its connection. */
+#define _GNU_SOURCE
+#include "mn/mn.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+int sp__ncpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        return n > 0 ? n : 1;
+    }
+    return 1;
+}
+
+static inline uint32_t ld(const uint32_t *p, int mo) { return __atomic_load_n(p, mo); }
+
+/* ---- waking an idle worker ---- */
+
+static void wake_one(sp__mn *mn, sp__worker *me)
+{
+    me->n_wakes++;
+    sp__lock_acquire(&mn->idle_lock);
+    sp__worker *w = mn->idle_list;
+    if (w) {
+        mn->idle_list = w->idle_next;
+        w->idle = 0;
+        __atomic_fetch_sub(&mn->nidle, 1, __ATOMIC_SEQ_CST);
+    }
+    sp__lock_release(&mn->idle_lock);
+    if (w)
+        sp__sched_kick(w->s);
+}
+
+/* After publishing stealable work. */
+static inline void wake_if_idle(sp__mn *mn, sp__worker *me)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (ld(&mn->nidle, __ATOMIC_RELAXED) && !ld(&mn->nspinning, __ATOMIC_RELAXED))
+        wake_one(mn, me);
+}
+
+static void unidle(sp__mn *mn, sp__worker *w)
+{
+    sp__lock_acquire(&mn->idle_lock);
+    if (w->idle) {
+        sp__worker **p = &mn->idle_list;
+        while (*p != w)
+            p = &(*p)->idle_next;
+        *p = w->idle_next;
+        w->idle = 0;
+        __atomic_fetch_sub(&mn->nidle, 1, __ATOMIC_SEQ_CST);
+    }
+    sp__lock_release(&mn->idle_lock);
+}
+
+/* ---- the global queue ---- */
+
+static void global_push(sp__mn *mn, sp_co *first, sp_co *last, uint32_t n)
+{
+    last->rq_next = NULL;
+    sp__lock_acquire(&mn->gq_lock);
+    if (mn->gq_tail)
+        mn->gq_tail->rq_next = first;
+    else
+        mn->gq_head = first;
+    mn->gq_tail = last;
+    __atomic_store_n(&mn->gq_n, mn->gq_n + n, __ATOMIC_RELEASE);
+    sp__lock_release(&mn->gq_lock);
+}
+
+static void ring_put(sp_sched *s, sp__worker *w, sp_co *co);
+
+/* A coroutine from another thread's sp_spawn_in gets its stack here. */
+static int birth(sp_sched *s, sp_co *co)
+{
+    co->flags &= ~SP__F_UNBORN;
+    co->sched = s;
+    int rc = sp__co_birth(s, co, co->stack.size);
+    if (rc == 0)
+        return 0;
+    /* No stack to be had: it ends before it starts, with result NULL. */
+    co->stack.size = 0;
+    co->val = NULL;
+    sp__mn_ended(s, co);
+    return rc;
+}
+
+/* Takes a fair share of the global queue: one to run, the rest onto this
+ * worker's ring. */
+static sp_co *global_take(sp_sched *s)
+{
+    sp__mn *mn = s->mn;
+    if (!ld(&mn->gq_n, __ATOMIC_ACQUIRE))
+        return NULL;
+    sp__lock_acquire(&mn->gq_lock);
+    uint32_t n = mn->gq_n, k = n / (uint32_t)mn->n + 1;
+    if (k > n)
+        k = n;
+    if (k > SP__RING / 2)
+        k = SP__RING / 2;
+    sp_co *head = mn->gq_head, *co = head;
+    for (uint32_t i = 1; i < k; i++)
+        co = co->rq_next;
+    if (co) {
+        mn->gq_head = co->rq_next;
+        if (!mn->gq_head)
+            mn->gq_tail = NULL;
+        co->rq_next = NULL;
+    }
+    __atomic_store_n(&mn->gq_n, n - k, __ATOMIC_RELAXED);
+    sp__lock_release(&mn->gq_lock);
+    s->w->n_global += k;
+
+    sp_co *run = NULL;
+    for (co = head; co && k--;) {
+        sp_co *next = co->rq_next;
+        if (!(co->flags & SP__F_UNBORN) || birth(s, co) == 0) {
+            if (!run)
+                run = co;
+            else
+                sp__mn_ready(s, co, 0); /* a pinned one (born here) stays here */
+        }
+        co = next;
+    }
+    return run;
+}
+
+/* ---- the ring ---- */
+
+static int ring_put_slow(sp__worker *w, sp__mn *mn, sp_co *co, uint32_t h, uint32_t t)
+{
+    uint32_t n = (t - h) / 2;
+    sp_co *batch[SP__RING / 2 + 1];
+    for (uint32_t i = 0; i < n; i++)
+        batch[i] = __atomic_load_n(&w->slot[(h + i) % SP__RING], __ATOMIC_RELAXED);
+    if (!__atomic_compare_exchange_n(&w->head, &h, h + n, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_RELAXED))
+        return 0; /* a thief took some: there may be room now */
+    batch[n] = co;
+    for (uint32_t i = 0; i < n; i++)
+        batch[i]->rq_next = batch[i + 1];
+    global_push(mn, batch[0], co, n + 1);
+    return 1;
+}
+
+static void ring_put(sp_sched *s, sp__worker *w, sp_co *co)
+{
+    for (;;) {
+        uint32_t h = ld(&w->head, __ATOMIC_ACQUIRE);
+        uint32_t t = w->tail;
+        if (t - h < SP__RING) {
+            __atomic_store_n(&w->slot[t % SP__RING], co, __ATOMIC_RELAXED);
+            __atomic_store_n(&w->tail, t + 1, __ATOMIC_RELEASE);
+            return;
+        }
+        if (ring_put_slow(w, s->mn, co, h, t))
+            return;
+    }
+}
+
+static sp_co *ring_pop(sp__worker *w)
+{
+    for (;;) {
+        uint32_t h = ld(&w->head, __ATOMIC_ACQUIRE);
+        if (h == w->tail)
+            return NULL;
+        sp_co *co = __atomic_load_n(&w->slot[h % SP__RING], __ATOMIC_RELAXED);
+        if (__atomic_compare_exchange_n(&w->head, &h, h + 1, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED))
+            return co;
+    }
+}
+
+/* Moves half of v's ring to w's; returns one of them to run, or NULL. */
+static sp_co *steal_from(sp__worker *w, sp__worker *v)
+{
+    uint32_t t0 = w->tail, n;
+    for (;;) {
+        uint32_t h = ld(&v->head, __ATOMIC_ACQUIRE);
+        uint32_t t = ld(&v->tail, __ATOMIC_ACQUIRE);
+        n = t - h;
+        n -= n / 2;
+        if (n == 0)
+            return NULL;
+        if (n > SP__RING / 2)
+            continue; /* read head and tail at different times: again */
+        for (uint32_t i = 0; i < n; i++)
+            __atomic_store_n(&w->slot[(t0 + i) % SP__RING],
+                             __atomic_load_n(&v->slot[(h + i) % SP__RING], __ATOMIC_RELAXED),
+                             __ATOMIC_RELAXED);
+        if (__atomic_compare_exchange_n(&v->head, &h, h + n, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED))
+            break;
+    }
+    w->n_stolen += n;
+    n--;
+    sp_co *co = __atomic_load_n(&w->slot[(t0 + n) % SP__RING], __ATOMIC_RELAXED);
+    if (n)
+        __atomic_store_n(&w->tail, t0 + n, __ATOMIC_RELEASE);
+    return co;
+}
+
+static inline uint32_t rnd(sp__worker *w)
+{
+    uint32_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return w->rng = x;
+}
+
+static sp_co *steal_any(sp_sched *s)
+{
+    sp__mn *mn = s->mn;
+    sp__worker *w = s->w;
+    int n = mn->n;
+    for (int pass = 0; pass < 2; pass++) {
+        int start = (int)(rnd(w) % (uint32_t)n);
+        for (int i = 0; i < n; i++) {
+            sp__worker *v = mn->w[(start + i) % n];
+            if (v == w)
+                continue;
+            sp_co *co = steal_from(w, v);
+            if (co) {
+                w->n_steals++;
+                return co;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Whether any queue a worker could take from has something. */
+static int work_visible(sp_sched *s)
+{
+    sp__mn *mn = s->mn;
+    if (ld(&mn->done, __ATOMIC_ACQUIRE) || ld(&mn->gq_n, __ATOMIC_ACQUIRE) ||
+        ld(&s->inbox_n, __ATOMIC_ACQUIRE))
+        return 1;
+    for (int i = 0; i < mn->n; i++) {
+        sp__worker *v = mn->w[i];
+        if (v != s->w && ld(&v->tail, __ATOMIC_ACQUIRE) != ld(&v->head, __ATOMIC_ACQUIRE))
+            return 1;
+    }
+    return 0;
+}
+
+/* ---- the scheduler's entry points ---- */
+
+void sp__mn_ready(sp_sched *s, sp_co *co, int next)
+{
+    sp__worker *w = s->w;
+    if (sp__unlikely(co->flags & SP__F_PINNED) && co->sched != s) {
+        sp__send_home(co->sched, co);
+        return;
+    }
+    if (sp__unlikely(co == s->current || (co->flags & SP__F_PINNED))) {
+        /* Still on its stack (readied by a poll between its park and its
+         * switch), or bound here: no other worker may take it. */
+        sp__rq_push(s, co);
+        return;
+    }
+    if (next) {
+        sp_co *old = w->runnext;
+        w->runnext = co;
+        if (!old)
+            return;
+        co = old;
+    }
+    ring_put(s, w, co);
+    wake_if_idle(s->mn, s->w);
+}
+
+sp_co *sp__mn_next(sp_sched *s)
+{
+    sp__worker *w = s->w;
+    sp_co *co = w->runnext;
+    if (co && w->streak < SP__RUNNEXT_STREAK) {
+        w->runnext = NULL;
+        w->streak++;
+        return co;
+    }
+    w->streak = 0;
+    sp_co *c2;
+    if ((w->tick++ & 1) && s->rq_head)
+        return sp__rq_pop(s);
+    if ((c2 = ring_pop(w)))
+        return c2;
+    if (s->rq_head)
+        return sp__rq_pop(s);
+    if (co)
+        w->runnext = NULL;
+    return co;
+}
+
+void sp__mn_poll(sp_sched *s)
+{
+    sp__worker *w = s->w;
+    /* The global queue now and then even when busy, so that coroutines
+     * spawned from other threads do not wait for this worker to idle. */
+    if (ld(&s->mn->gq_n, __ATOMIC_RELAXED) && (++w->gticks % 4 == 0 || w->tail == w->head)) {
+        sp_co *co = global_take(s);
+        if (co)
+            ring_put(s, w, co);
+    }
+}
+
+static void post_ring(sp_sched *s, void *co)
+{
+    sp__mn_ready(s, co, 0);
+}
+
+void sp__mn_yield(sp_sched *s)
+{
+    sp_co *cur = s->current, *next = sp__mn_next(s);
+    if (!next)
+        next = global_take(s);
+    if (!next)
+        return;
+    sp__set_state(cur, SP__CO_READY);
+    if (cur->flags & SP__F_PINNED)
+        sp__rq_push(s, cur); /* owner-only: nobody takes it before it is saved */
+    else
+        sp__set_post(s, post_ring, cur);
+    if (s->cfg.switch_mode == SP_SWITCH_STAR) {
+        s->pending = next;
+        next = s->sched_co;
+    }
+    sp__switch_to(s, next);
+}
+
+void sp__mn_spawned(sp_sched *s, sp_co *co)
+{
+    __atomic_fetch_add(&s->mn->live, 1, __ATOMIC_RELAXED);
+    if (co->state == SP__CO_SUSPENDED)
+        return;
+    sp__set_state(co, SP__CO_READY);
+    /* Go's order: the child runs next, its parent's data still hot. */
+    sp__mn_ready(s, co, 1);
+}
+
+static void finish(sp__mn *mn)
+{
+    __atomic_store_n(&mn->done, 1, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < mn->n; i++) {
+        sp_sched *ws = __atomic_load_n(&mn->w[i]->s, __ATOMIC_ACQUIRE);
+        if (ws)
+            sp__sched_kick(ws);
+    }
+    pthread_mutex_lock(&mn->end_lock);
+    pthread_cond_broadcast(&mn->end_cond);
+    pthread_mutex_unlock(&mn->end_lock);
+}
+
+void sp__mn_ended(sp_sched *s, sp_co *co)
+{
+    sp__mn *mn = s->mn;
+    sp__lock *l = sp__co_lock(co);
+    sp__lock_acquire(l);
+    sp__set_state(co, SP__CO_DONE);
+    sp_co *joiner = co->waiter;
+    co->waiter = NULL;
+    int detached = co->jflags & SP__J_DETACHED;
+    sp__lock_release(l);
+    /* From here a joiner may free co. */
+    if (detached)
+        sp__co_free_object(s, co);
+    else if (joiner)
+        sp__wake(s, joiner, 0);
+    if (__atomic_sub_fetch(&mn->live, 1, __ATOMIC_ACQ_REL) == 0)
+        finish(mn);
+}
+
+static void sleep_idle(sp_sched *s)
+{
+    sp__mn *mn = s->mn;
+    sp__worker *w = s->w;
+    sp__lock_acquire(&mn->idle_lock);
+    w->idle = 1;
+    w->idle_next = mn->idle_list;
+    mn->idle_list = w;
+    __atomic_fetch_add(&mn->nidle, 1, __ATOMIC_SEQ_CST);
+    sp__lock_release(&mn->idle_lock);
+    if (!work_visible(s)) {
+        w->n_sleeps++;
+        sp_co *t = sp__theap_min(&s->timers);
+        sp__sched_sleep(s, t ? t->deadline : -1);
+    }
+    unidle(mn, w);
+}
+
+sp_co *sp__mn_find(sp_sched *s)
+{
+    sp__mn *mn = s->mn;
+    sp__worker *w = s->w;
+    for (;;) {
+        if (ld(&mn->done, __ATOMIC_ACQUIRE))
+            return NULL;
+        sp_co *co = sp__mn_next(s);
+        if (co)
+            return co;
+        s->since_poll = 0;
+        if (ld(&s->inbox_n, __ATOMIC_ACQUIRE)) {
+            sp__inbox_drain(s);
+            continue;
+        }
+        sp_co *t = sp__theap_min(&s->timers);
+        if (t && t->deadline <= sp_now() && sp__timers_expire(s, sp_now()))
+            continue;
+        if ((co = global_take(s)))
+            return co;
+        if (s->poll && s->poll_waiters) {
+            s->poll(s, 0);
+            if ((co = sp__mn_next(s)))
+                return co;
+        }
+        /* Steal, unless half the busy workers are already looking. */
+        uint32_t spinning = ld(&mn->nspinning, __ATOMIC_RELAXED);
+        uint32_t busy = (uint32_t)mn->n - ld(&mn->nidle, __ATOMIC_RELAXED);
+        if (2 * spinning < busy) {
+            __atomic_fetch_add(&mn->nspinning, 1, __ATOMIC_SEQ_CST);
+            co = steal_any(s);
+            __atomic_fetch_sub(&mn->nspinning, 1, __ATOMIC_SEQ_CST);
+            if (co) {
+                /* More where that came from: let another worker look. */
+                if (w->tail != ld(&w->head, __ATOMIC_RELAXED))
+                    wake_if_idle(mn, w);
+                return co;
+            }
+        }
+        sleep_idle(s);
+        if (s->timers.n)
+            sp__timers_expire(s, sp_now());
+    }
+}
+
+/* ---- workers and sp_run ---- */
+
+static void *worker_main(void *arg)
+{
+    sp__worker *w = arg;
+    sp__mn *mn = w->mn;
+    sp_sched *s = sp__sched_create(&mn->cfg);
+    s->mn = mn;
+    s->w = w;
+    /* Ids stay unique across workers: worker i hands out i+1 + k(n+1);
+     * slot n is sp_spawn_in's. */
+    s->next_id = (uint64_t)w->index + 1;
+    s->id_step = (uint64_t)mn->n + 1;
+    s->root.flags |= SP__F_PINNED;
+    __atomic_store_n(&w->s, s, __ATOMIC_RELEASE);
+    sp__set_state(&s->root, SP__CO_PARKED);
+    sp__switch_to(s, s->sched_co);
+    /* The runtime is over (sched_main came back here). */
+    return NULL;
+}
+
+static void *mn_main(void *arg)
+{
+    sp__mn *mn = arg;
+    mn->result = mn->main_fn(mn->main_arg);
+    return NULL;
+}
+
+static sp_co *spawn_foreign(sp__mn *mn, sp_co_fn fn, void *arg, const sp_co_attr *attr)
+{
+    sp_co_attr none = {0};
+    if (!attr)
+        attr = &none;
+    if (attr->suspended) {
+        errno = EINVAL; /* no thread of this runtime could sp_resume it */
+        return NULL;
+    }
+    /* From malloc: this thread has no pool of the runtime's.  The block
+     * joins a worker's pool when the coroutine is freed. */
+    sp_co *co = malloc(sizeof *co);
+    if (!co)
+        return NULL;
+    int rc = sp__co_init(co, (int)mn->cfg.stack, fn, arg, attr);
+    if (rc < 0) {
+        free(co);
+        errno = -rc;
+        return NULL;
+    }
+    co->flags |= SP__F_UNBORN;
+    co->stack.size = (uint32_t)(attr->stack_size ? attr->stack_size : mn->cfg.stack_size);
+    co->sched = NULL; /* set by the worker that takes it (birth) */
+    co->id = __atomic_add_fetch(&mn->foreign_id, (uint64_t)mn->n + 1, __ATOMIC_RELAXED);
+    uint64_t v = __atomic_load_n(&mn->live, __ATOMIC_RELAXED);
+    do {
+        if (v == 0 && __atomic_load_n(&mn->started, __ATOMIC_ACQUIRE)) {
+            free(co);
+            errno = ESRCH; /* every coroutine ended: the runtime is over */
+            return NULL;
+        }
+    } while (!__atomic_compare_exchange_n(&mn->live, &v, v + 1, 1, __ATOMIC_ACQ_REL,
+                                          __ATOMIC_RELAXED));
+    co->state = SP__CO_READY;
+    global_push(mn, co, co, 1);
+    sp__worker dummy = {0}; /* this thread is no worker: its count is dropped */
+    wake_if_idle(mn, &dummy);
+    return co;
+}
+
+sp_co *sp_spawn_in(sp_runtime *rt, sp_co_fn fn, void *arg, const sp_co_attr *attr)
+{
+    sp__mn *mn = (sp__mn *)rt;
+    if (!mn || !fn) {
+        errno = EINVAL;
+        return NULL;
+    }
+    sp_sched *s = sp__tls_sched;
+    if (s && s->mn == mn)
+        return sp_spawn(fn, arg, attr);
+    return spawn_foreign(mn, fn, arg, attr);
+}
+
+sp_runtime *sp_runtime_self(void)
+{
+    sp_sched *s = sp__tls_sched;
+    return s ? (sp_runtime *)s->mn : NULL;
+}
+
+int sp_worker_index(void)
+{
+    sp_sched *s = sp__tls_sched;
+    return s && s->w ? s->w->index : -1;
+}
+
+int sp__mn_run(const sp_config *cfg, int n, sp_co_fn main_fn, void *arg, void **result)
+{
+    sp_sched *cur = sp__tls_sched;
+    if (cur && cur->current != &cur->root)
+        return -EDEADLK; /* this thread would block under its coroutines */
+    if (cfg->ctx > SP_CTX_SJLJ || cfg->switch_mode > SP_SWITCH_STAR ||
+        cfg->stack > SP_STACK_SHARED || !main_fn)
+        return -EINVAL;
+    sp__mn *mn = calloc(1, sizeof *mn + (size_t)n * sizeof(sp__worker *));
+    if (!mn)
+        return -ENOMEM;
+    mn->n = n;
+    mn->cfg = *cfg;
+    if (mn->cfg.stack == SP_STACK_DEFAULT)
+        mn->cfg.stack = SP_STACK_FIXED;
+    mn->main_fn = main_fn;
+    mn->main_arg = arg;
+    struct rlimit rl;
+    rlim_t nfd = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_max : 65536;
+    if (nfd > (1u << 22))
+        nfd = 1u << 22; /* past that, descriptors are nobody's (see io/fd.c) */
+    mn->nfd_owner = (uint32_t)nfd;
+    mn->fd_owner = calloc(nfd, sizeof *mn->fd_owner);
+    if (!mn->fd_owner) {
+        free(mn);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&mn->end_lock, NULL);
+    pthread_cond_init(&mn->end_cond, NULL);
+    int rc = 0, started = 0;
+    for (int i = 0; i < n; i++) {
+        sp__worker *w = aligned_alloc(64, SP__ALIGN_UP(sizeof *w, 64));
+        if (!w) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        memset(w, 0, sizeof *w);
+        w->mn = mn;
+        w->index = i;
+        w->rng = 0x9e3779b9u * (uint32_t)(i + 1);
+        mn->w[i] = w;
+    }
+    /* sp_spawn_in's ids: n+1, 2(n+1), ... (worker_main hands out the rest). */
+    mn->foreign_id = 0;
+    sp_co_attr attr = {.name = "main", .detached = 1};
+    if (!spawn_foreign(mn, mn_main, mn, &attr)) {
+        rc = -errno;
+        goto out;
+    }
+    __atomic_store_n(&mn->started, 1, __ATOMIC_RELEASE);
+    for (; started < n; started++) {
+        if (pthread_create(&mn->w[started]->thread, NULL, worker_main, mn->w[started]) != 0) {
+            if (started == 0) {
+                rc = -EAGAIN; /* nothing ran: main is still queued */
+                goto out;
+            }
+            break; /* fewer workers than asked: the ones we have share */
+        }
+    }
+    pthread_mutex_lock(&mn->end_lock);
+    while (!__atomic_load_n(&mn->done, __ATOMIC_ACQUIRE))
+        pthread_cond_wait(&mn->end_cond, &mn->end_lock);
+    pthread_mutex_unlock(&mn->end_lock);
+    for (int i = 0; i < started; i++)
+        pthread_join(mn->w[i]->thread, NULL);
+    if (result)
+        *result = mn->result;
+    if (getenv("SPINDLE_MN_STATS"))
+        for (int i = 0; i < started; i++) {
+            sp__worker *w = mn->w[i];
+            fprintf(stderr,
+                    "spindle: worker %d: %llu steals (%llu coroutines), %llu from the global "
+                    "queue, %llu sleeps, %llu wakes sent\n",
+                    i, (unsigned long long)w->n_steals, (unsigned long long)w->n_stolen,
+                    (unsigned long long)w->n_global, (unsigned long long)w->n_sleeps,
+                    (unsigned long long)w->n_wakes);
+        }
+out:
+    if (rc && mn->gq_head) /* main never ran */
+        free(mn->gq_head);
+    for (int i = 0; i < n; i++)
+        free(mn->w[i]);
+    pthread_mutex_destroy(&mn->end_lock);
+    pthread_cond_destroy(&mn->end_cond);
+    free(mn->fd_owner);
+    free(mn);
+    return rc;
+}

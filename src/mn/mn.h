@@ -1,0 +1,65 @@
+/* The M:N runtime (layer "mn"): its workers and shared queues.  Internal;
+ * the core calls in through the sp__mn_* functions of core/internal.h. */
+#ifndef SP_MN_H
+#define SP_MN_H
+
+#include <pthread.h>
+
+#include "core/internal.h"
+
+/* A worker's ring: 256 as Go's, so a steal of half moves up to 128. */
+#define SP__RING 256
+/* runnext runs at most this many times in a row before the ring gets a
+ * turn: two coroutines waking each other cannot starve the others. */
+#define SP__RUNNEXT_STREAK 32
+
+typedef struct sp__worker {
+    /* Thieves read these and the slots: a line of their own, apart from
+     * the owner-only fields below. */
+    uint32_t head;                  /* atomic: consumers CAS it */
+    uint32_t tail;                  /* atomic: only the owner stores it */
+    char pad_[56];
+    sp_co *slot[SP__RING];          /* atomic (relaxed) */
+    /* Owner only. */
+    sp_co *runnext;
+    uint32_t streak, tick, gticks, rng;
+    int index;
+    struct sp__mn *mn;
+    sp_sched *s;                    /* atomic: set once the thread runs */
+    /* Under mn->idle_lock. */
+    int idle;
+    struct sp__worker *idle_next;
+    pthread_t thread;
+    /* Counters for SPINDLE_MN_STATS=1 (owner only; printed by sp_run). */
+    uint64_t n_steals, n_stolen, n_global, n_sleeps, n_wakes;
+} sp__worker;
+
+typedef struct sp__mn {
+    int n;                          /* workers */
+    sp_config cfg;
+    /* The global queue: overflow of full rings and sp_spawn_in. */
+    sp__lock gq_lock;
+    uint32_t gq_n;                  /* atomic: for a look without the lock */
+    sp_co *gq_head, *gq_tail;       /* linked through rq_next */
+    /* Sleeping workers. */
+    sp__lock idle_lock;
+    sp__worker *idle_list;
+    uint32_t nidle;                 /* atomic */
+    uint32_t nspinning;             /* atomic: workers looking for work to steal */
+    uint64_t live;                  /* atomic: coroutines not yet ended */
+    uint64_t foreign_id;            /* atomic */
+    int started;                    /* atomic: main is queued (live 0 = over) */
+    uint32_t done;                  /* atomic */
+    pthread_mutex_t end_lock;       /* sp_run's caller waits for done */
+    pthread_cond_t end_cond;
+    /* Descriptor owners (io/fd.c): per descriptor number, the owning
+     * worker's index + 1 in bits 8 and up (0: none), and in bits 0-1 what
+     * sp__fd_fresh knew (non-blocking, stream) for the next owner. */
+    uint32_t *fd_owner;             /* atomic entries */
+    uint32_t nfd_owner;
+    sp_co_fn main_fn;
+    void *main_arg, *result;
+    sp__worker *w[];
+} sp__mn;
+
+#endif
