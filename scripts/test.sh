@@ -2,7 +2,7 @@
 # The test suite, as CI runs it:
 #   1. the normal build, warnings as errors, every test (ctest);
 #   2. an ASan+UBSan build, every test again;
-#   3. a TSan build, the core tests (the fiber API keeps it exact);
+#   3. a TSan build, the core and M:N tests (the fiber API keeps it exact);
 #   4. the core tests under valgrind memcheck.
 # Each test is its own process with a time limit (ctest), so a hang or a
 # crash names its test.  SPINDLE_TEST_QUICK=1 runs step 1 only.
@@ -29,10 +29,10 @@ scripts/build.sh build-asan -DSP_WERROR=ON -DSP_SANITIZE=address \
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --output-on-failure -j"$jobs")
 
-echo "== TSan (clang), core tests"
+echo "== TSan (clang), core and M:N tests"
 scripts/build.sh build-tsan -DSP_WERROR=ON -DSP_SANITIZE=thread \
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
-(cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j"$jobs" -L core)
+(cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j"$jobs" -L 'core|mn')
 
 echo "== valgrind memcheck (core tests)"
 # Not here, but in both other passes: the overflow test faults on purpose,

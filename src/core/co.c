@@ -108,7 +108,7 @@ sp_co *sp_spawn(sp_co_fn fn, void *arg, const sp_co_attr *attr)
     if (attr && attr->suspended) {
         /* Only sp_resume on this thread starts it: it stays here. */
         co->flags |= SP__F_PINNED;
-        co->state = SP__CO_SUSPENDED;
+        sp__set_state(co, SP__CO_SUSPENDED);
     }
     if (sp__likely(!s->mn)) {
         s->live++;
@@ -126,31 +126,33 @@ void sp__co_finish(sp_sched *s, void *result)
     if (co->flags & SP__F_ROOT)
         sp__fatal("sp_exit called from the root coroutine of a thread");
     co->val = result;
+    co->flags |= SP__F_ENDED;
     sp__set_post(s, sp__release_zombie, co);
     if (s->mn) {
         /* Its end is published once it is off its stack (sp__mn_ended):
-         * a joiner on another worker frees it as soon as it sees it. */
-        sp_co *r = co->waiter;
-        if (r && (co->flags & SP__F_RESUMED)) {
+         * a joiner on another worker frees it as soon as it sees it.  A
+         * resumed coroutine has no joiner (EBUSY): `waiter` is its own. */
+        sp_co *r = co->resumed ? co->waiter : NULL;
+        if (r) {
             co->waiter = NULL;
-            co->flags &= ~SP__F_RESUMED;
+            sp__set_resumed(s, co, 0);
             sp__switch_to(s, r);
         } else {
             sp__switch_next(s);
         }
         sp__fatal("a coroutine that ended was resumed");
     }
-    co->state = SP__CO_DONE;
+    sp__set_state(co, SP__CO_DONE);
     s->live--;
     if (s->live == 0 && s->wait_all) {
         sp__ready(s, s->wait_all);
         s->wait_all = NULL;
     }
     sp_co *w = co->waiter;
-    if (w && (co->flags & SP__F_RESUMED)) {
+    if (w && co->resumed) {
         /* The resumer waits for exactly this: hand it the CPU. */
         co->waiter = NULL;
-        co->flags &= ~SP__F_RESUMED;
+        co->resumed = 0;
         sp__switch_to(s, w);
     } else {
         if (w)
@@ -163,6 +165,16 @@ void sp__co_finish(sp_sched *s, void *result)
 void sp_exit(void *result)
 {
     sp__co_finish(sp__sched(), result);
+}
+
+void sp__set_resumed(sp_sched *s, sp_co *co, int on)
+{
+    sp__lock *l = s->mn ? sp__co_lock(co) : NULL;
+    if (l)
+        sp__lock_acquire(l);
+    co->resumed = (uint8_t)on;
+    if (l)
+        sp__lock_release(l);
 }
 
 /* Under M:N the joiner and the coroutine's end meet under the
@@ -198,7 +210,7 @@ int sp_join(sp_co *co, void **result)
         errno = EDEADLK;
         return -1;
     }
-    if (!co || co->state == 0 || (co->flags & (SP__F_ROOT | SP__F_SCHED))) {
+    if (!co || sp__co_state(co) == 0 || co->id == 0 /* a root or a scheduler */) {
         errno = EINVAL;
         return -1;
     }
@@ -208,13 +220,13 @@ int sp_join(sp_co *co, void **result)
         errno = EINVAL;
         return -1;
     }
-    if (co->flags & SP__F_RESUMED) {
+    if (co->resumed) {
         join_unlock(l);
         errno = EBUSY; /* its resumer waits on it; join once it suspends */
         return -1;
     }
     co->jflags |= SP__J_JOINING;
-    if (co->state != SP__CO_DONE) {
+    if (sp__co_state(co) != SP__CO_DONE) {
         co->waiter = s->current;
         s->current->wait_obj = co;
         s->current->wait_unlink = join_unlink;
@@ -238,7 +250,7 @@ int sp_join(sp_co *co, void **result)
 
 int sp_detach(sp_co *co)
 {
-    if (!co || co->state == 0 || (co->flags & (SP__F_ROOT | SP__F_SCHED))) {
+    if (!co || sp__co_state(co) == 0 || co->id == 0 /* a root or a scheduler */) {
         errno = EINVAL;
         return -1;
     }
@@ -250,7 +262,7 @@ int sp_detach(sp_co *co)
         return -1;
     }
     co->jflags |= SP__J_DETACHED;
-    int done = co->state == SP__CO_DONE;
+    int done = sp__co_state(co) == SP__CO_DONE;
     join_unlock(l);
     if (done)
         sp__co_free_object(s, co);

@@ -52,16 +52,18 @@ enum {
     SP__J_JOINING = 1 << 1,   /* a joiner waits or has joined */
 };
 
+
+
 enum {
     SP__F_FRESH = 1 << 2,     /* shared stack: context not yet made */
     SP__F_CANARY = 1 << 3,    /* unguarded stack: check the canary on suspend */
     SP__F_ROOT = 1 << 4,      /* the thread's own stack */
-    SP__F_RESUMED = 1 << 5,   /* entered by sp_resume: `waiter` is the resumer */
     SP__F_SCHED = 1 << 6,     /* the scheduler's own context */
     SP__F_PINNED = 1 << 7,    /* M:N: never leaves the worker it is on */
     SP__F_TIMED = 1 << 8,     /* its wait has a deadline in its worker's heap */
     SP__F_UNLINK = 1 << 9,    /* M:N: claimed by a cancel; its worker unlinks it */
     SP__F_UNBORN = 1 << 10,   /* sp_spawn_in: no stack yet; the worker that takes it makes one */
+    SP__F_ENDED = 1 << 11,    /* returned or called sp_exit (DONE comes later under M:N) */
 };
 
 /* How a wait ended (sp_co.wait_err): 0 when what it waited for happened. */
@@ -103,7 +105,9 @@ struct sp_co {
     uint8_t canceled;          /* sp_cancel: every blocking call fails; atomic */
     uint8_t unpark;            /* sp_unpark came while not in sp_park (stripe lock) */
     uint8_t jflags;            /* SP__J_* */
-    uint8_t spare_;
+    /* Entered by sp_resume: `waiter` is the resumer.  Written only on its
+     * own thread (under the stripe lock with M:N, where a joiner reads it). */
+    uint8_t resumed;
 #if SP_TSAN
     void *tsan_fiber;
 #endif
@@ -279,6 +283,11 @@ static inline void sp__set_state(sp_co *co, int st)
     __atomic_store_n(&co->state, (uint8_t)st, __ATOMIC_RELAXED);
 }
 
+static inline int sp__co_state(const sp_co *co)
+{
+    return __atomic_load_n(&co->state, __ATOMIC_RELAXED);
+}
+
 /* M:N (src/mn): puts co, which this worker may run, on its queues; next:
  * as the coroutine to run right after the current one. */
 void sp__mn_ready(sp_sched *s, sp_co *co, int next);
@@ -331,6 +340,9 @@ sp_sched *sp__switch_next(sp_sched *s);
 /* Switches from the current coroutine straight to `to`. */
 sp_sched *sp__switch_to(sp_sched *s, sp_co *to);
 
+/* Sets co->resumed (under its stripe lock with M:N). */
+void sp__set_resumed(sp_sched *s, sp_co *co, int on);
+
 /* Parks the current coroutine until someone calls sp__ready or sp__wake on
  * it (sp_cancel does not end this wait).  Only this thread may wake it, or
  * a waker holding a lock the caller released with s->post. */
@@ -373,6 +385,10 @@ int sp__timers_expire(sp_sched *s, int64_t now);
  * system call). */
 #define SP__POLL_EVERY 64
 void sp__poll_now(sp_sched *s);
+
+/* Frees a scheduler whose thread has ended (an M:N worker's, once every
+ * worker has: another may kick it until then). */
+void sp__sched_free(sp_sched *s);
 
 /* Sleeps until sp__sched_kick, the deadline (absolute; -1 none) or, with
  * a poll hook, I/O (which it readies). */

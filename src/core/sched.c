@@ -52,7 +52,7 @@ static inline void fiber_before(sp_sched *s, sp_co *from, sp_co *to, void **fake
     size_t size;
     stack_bounds(s, to, &lo, &size);
     /* A coroutine that has ended passes NULL: its fake stack dies with it. */
-    __sanitizer_start_switch_fiber(from->state == SP__CO_DONE ? NULL : fake, lo, size);
+    __sanitizer_start_switch_fiber(from->flags & SP__F_ENDED ? NULL : fake, lo, size);
 #endif
 #if SP_TSAN
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
@@ -137,7 +137,7 @@ static void shared_swap(sp_sched *s, sp_co *next)
     sp_co *own = s->shared_owner;
     if (own == next)
         return;
-    if (own && own->state != SP__CO_DONE)
+    if (own && !(own->flags & SP__F_ENDED))
         shared_save(s, own);
     shared_load(s, next);
     s->shared_owner = next;
@@ -248,7 +248,7 @@ void sp_yield(void)
     if (!s->rq_head)
         return;
     sp_co *cur = s->current;
-    cur->state = SP__CO_READY;
+    sp__set_state(cur, SP__CO_READY);
     if (s->cfg.switch_mode == SP_SWITCH_DIRECT) {
         sp_co *next = sp__rq_pop(s);
         sp__rq_push(s, cur);
@@ -267,7 +267,7 @@ int sp_yield_to(sp_co *co)
         return -1;
     }
     sp__rq_remove(s, co);
-    s->current->state = SP__CO_READY;
+    sp__set_state(s->current, SP__CO_READY);
     sp__rq_push(s, s->current);
     sp__switch_to(s, co);
     return 0;
@@ -288,7 +288,7 @@ int sp_resume(sp_co *co)
     if (co->state == SP__CO_READY)
         sp__rq_remove(s, co);
     co->waiter = s->current;
-    co->flags |= SP__F_RESUMED;
+    sp__set_resumed(s, co, 1);
     sp__set_state(s->current, SP__CO_PARKED);
     s = switch_to(s, co);
     /* Back because co suspended (it cleared `waiter`) or ended. */
@@ -299,13 +299,13 @@ int sp_suspend(void)
 {
     sp_sched *s = sp__sched();
     sp_co *co = s->current;
-    if (!(co->flags & SP__F_RESUMED) || !co->waiter) {
+    if (!co->resumed || !co->waiter) {
         errno = EINVAL;
         return -1;
     }
     sp_co *resumer = co->waiter;
     co->waiter = NULL;
-    co->flags &= ~SP__F_RESUMED;
+    sp__set_resumed(s, co, 0);
     sp__set_state(co, SP__CO_SUSPENDED);
     switch_to(s, resumer);
     return 0;
@@ -440,11 +440,19 @@ static void sched_destroy(void *arg)
     sp__stack_pool_fini(&s->stacks);
     sp__overflow_thread_fini();
     sp__tls_sched = NULL;
+    if (s->mn)
+        return; /* other workers may still kick it: sp_run frees it (sp__sched_free) */
     if (s->live != 0)
         return; /* parked coroutines still point at it */
+    sp__sched_free(s);
+}
+
+void sp__sched_free(sp_sched *s)
+{
     if (s->poll_fini && !s->poll_fini(s))
         return;
     free(s->timers.a);
+    free(s->inbox);
     free(s);
 }
 

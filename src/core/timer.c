@@ -131,7 +131,9 @@ int sp__wait_lk(sp_sched *s, int64_t deadline, sp__lock *lk)
         co->flags |= SP__F_TIMED;
     }
     if (sp__likely(!s->mn)) {
-        co->state = SP__CO_WAITING;
+        sp__set_state(co, SP__CO_WAITING);
+        if (lk) /* only sp_park's: sp_unpark comes from other threads */
+            sp__set_post(s, sp__post_unlock, lk);
         s = sp__switch_next(s);
     } else {
         /* Against sp_cancel, which sets the flag and then tries to claim:
@@ -258,8 +260,8 @@ int sp_sleep_until(int64_t deadline)
 int sp_cancel(sp_co *co)
 {
     sp_sched *s = sp__sched();
-    if (!co || co->state == 0 || co->state == SP__CO_DONE ||
-        (co->flags & (SP__F_ROOT | SP__F_SCHED)) ||
+    if (!co || sp__co_state(co) == 0 || sp__co_state(co) == SP__CO_DONE ||
+        co->id == 0 /* a root or a scheduler */ ||
         (s->mn ? __atomic_load_n(&co->sched, __ATOMIC_RELAXED)->mn != s->mn : co->sched != s)) {
         errno = EINVAL;
         return -1;

@@ -160,7 +160,7 @@ int sp_park(int64_t deadline)
 
 int sp_unpark(sp_co *co)
 {
-    if (!co || (co->flags & (SP__F_ROOT | SP__F_SCHED))) {
+    if (!co || co->id == 0 /* a root or a scheduler */) {
         errno = EINVAL;
         return -1;
     }

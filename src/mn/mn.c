@@ -385,13 +385,13 @@ void sp__mn_spawned(sp_sched *s, sp_co *co)
 
 static void finish(sp__mn *mn)
 {
+    pthread_mutex_lock(&mn->end_lock);
     __atomic_store_n(&mn->done, 1, __ATOMIC_SEQ_CST);
     for (int i = 0; i < mn->n; i++) {
         sp_sched *ws = __atomic_load_n(&mn->w[i]->s, __ATOMIC_ACQUIRE);
         if (ws)
             sp__sched_kick(ws);
     }
-    pthread_mutex_lock(&mn->end_lock);
     pthread_cond_broadcast(&mn->end_cond);
     pthread_mutex_unlock(&mn->end_lock);
 }
@@ -495,7 +495,8 @@ static void *worker_main(void *arg)
     __atomic_store_n(&w->s, s, __ATOMIC_RELEASE);
     sp__set_state(&s->root, SP__CO_PARKED);
     sp__switch_to(s, s->sched_co);
-    /* The runtime is over (sched_main came back here). */
+    /* The runtime is over (sched_main came back here).  The scheduler
+     * outlives the thread: sp__mn_run frees it once all have ended. */
     return NULL;
 }
 
@@ -539,7 +540,7 @@ static sp_co *spawn_foreign(sp__mn *mn, sp_co_fn fn, void *arg, const sp_co_attr
         }
     } while (!__atomic_compare_exchange_n(&mn->live, &v, v + 1, 1, __ATOMIC_ACQ_REL,
                                           __ATOMIC_RELAXED));
-    co->state = SP__CO_READY;
+    sp__set_state(co, SP__CO_READY);
     global_push(mn, co, co, 1);
     sp__worker dummy = {0}; /* this thread is no worker: its count is dropped */
     wake_if_idle(mn, &dummy);
@@ -636,6 +637,8 @@ int sp__mn_run(const sp_config *cfg, int n, sp_co_fn main_fn, void *arg, void **
     pthread_mutex_unlock(&mn->end_lock);
     for (int i = 0; i < started; i++)
         pthread_join(mn->w[i]->thread, NULL);
+    for (int i = 0; i < started; i++)
+        sp__sched_free(mn->w[i]->s);
     if (result)
         *result = mn->result;
     if (getenv("SPINDLE_MN_STATS"))
