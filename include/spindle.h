@@ -331,6 +331,11 @@ sp_runtime *sp_runtime_self(void);
 sp_co *sp_spawn_in(sp_runtime *rt, sp_co_fn fn, void *arg, const sp_co_attr *attr);
 /* The index (0..workers-1) of the worker the caller runs on, or -1. */
 int sp_worker_index(void);
+/* Pins (on != 0) the calling coroutine to the worker it runs on now, or
+ * lets it move again (on == 0), as sp_co_attr.pinned does from its start.
+ * Returns 0, or -1 with errno EINVAL for a shared-stack coroutine (always
+ * pinned) or a thread's root. */
+int sp_set_pinned(int on);
 
 const char *sp_ctx_name(sp_ctx_kind k);
 const char *sp_stack_name(sp_stack_kind k);

@@ -269,6 +269,21 @@ int sp_detach(sp_co *co)
     return 0;
 }
 
+int sp_set_pinned(int on)
+{
+    sp_co *co = sp__sched()->current;
+    if (co->id == 0 || co->kind == SP_STACK_SHARED || (!on && co->resumed)) {
+        errno = EINVAL; /* a resumed one must suspend back on its resumer's worker */
+        return -1;
+    }
+    /* Its own flags, written only by whoever runs it: itself. */
+    if (on)
+        co->flags |= SP__F_PINNED;
+    else
+        co->flags &= ~SP__F_PINNED;
+    return 0;
+}
+
 sp_co *sp_self(void) { return sp__sched()->current; }
 uint64_t sp_co_id(const sp_co *co) { return co->id; }
 const char *sp_co_name(const sp_co *co) { return co->name; }

@@ -475,7 +475,8 @@ static void *busy(void *arg)
 
 static void *pinned_body(void *arg)
 {
-    (void)arg;
+    if (arg) /* pins itself where it runs now, rather than from its spawn */
+        assert_int_equal(sp_set_pinned(1), 0);
     int w0 = sp_worker_index();
     long moved = 0;
     for (int i = 0; i < N(3000); i++) {
@@ -496,7 +497,7 @@ static void *main_pinned(void *arg)
     sp_co_attr pa = {.pinned = 1};
     for (int i = 0; i < K; i++) {
         load[i] = sp_spawn(busy, IP(50), NULL);
-        pin[i] = sp_spawn(pinned_body, NULL, &pa);
+        pin[i] = i % 2 ? sp_spawn(pinned_body, NULL, &pa) : sp_spawn(pinned_body, IP(1), NULL);
     }
     long moved = 0;
     for (int i = 0; i < K; i++) {
