@@ -6,17 +6,19 @@
  *   skynet         ms for the tree of 1,000,000 coroutines (ten children
  *                  each) whose leaves send their numbers back up, summed
  *                  through one unbuffered channel per parent
- *   spawn_mn       spawns per second, from 64 coroutines spawning at once
+ *   spawn_mn       spawns per second, from 64 coroutines spawning at once,
+ *                  on one worker and on two (M:N, stealing)
  *
- * The rows that need several workers (spindle/cross-worker, spindle/2w)
- * print a SKIP until the M:N scheduler exists (issue #4).
+ * The other rows that need several workers (chan_pingpong/cross-worker,
+ * skynet/2w) print a SKIP until the sync layer works across workers.
  *
  * Each figure is measured on a thread of its own (a scheduler is configured
  * once per thread), as the median of `runs` runs after a warm-up on that
  * same thread, so that pools are as warm as the Go heap of the peer after
  * its warm-up.  spindle micro calls micro_sync() after pinning itself to
- * one CPU; the Go peer gets the CPUs back for its go/2p rows (and pins
- * itself to one CPU for go/1p, see bench/peers/go/main.go). */
+ * one CPU; the 2-worker rows and the Go peer's go/2p rows get the CPUs
+ * back (the peer pins itself to one CPU for go/1p, see
+ * bench/peers/go/main.go). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -51,15 +53,18 @@ typedef struct job {
     void *arg;
     long n;           /* 0: calibrate to TARGET_NS */
     int runs;
+    /* fn runs in the main coroutine of sp_run(&cfg) (on cfg.workers
+     * workers, which keep their pools warm from run to run), not on the
+     * thread's root. */
+    int in_run;
     double samples[BENCH_MAX_RUNS];
     int ok;
 } job;
 
-static void *job_thread(void *p)
+/* The calibration or warm-up, then the runs. */
+static void *job_body(void *p)
 {
     job *j = p;
-    if (sp_thread_init(&j->cfg) != 0)
-        return NULL;
     double ns = 0;
     long n = j->n;
     if (n == 0) {
@@ -82,9 +87,20 @@ static void *job_thread(void *p)
     return NULL;
 }
 
+static void *job_thread(void *p)
+{
+    job *j = p;
+    if (j->in_run)
+        sp_run(&j->cfg, job_body, j, NULL);
+    else if (sp_thread_init(&j->cfg) == 0)
+        job_body(j);
+    return NULL;
+}
+
 static void config(sp_config *c)
 {
     memset(c, 0, sizeof *c);
+    c->workers = 1;
     c->ctx = SP_CTX_ASM;
     c->switch_mode = SP_SWITCH_DIRECT;
     c->stack = SP_STACK_FIXED;
@@ -242,23 +258,31 @@ static double run_skynet(void *arg, long n, double *ns)
  * others spawn and the live population stays near SPAWNERS * BATCH. */
 #define SPAWN_BATCH 16
 
+/* The children count down with an atomic and the last one unparks the
+ * measuring coroutine: one way to wait on one worker or on several, and
+ * no sync-layer object in what is measured. */
 typedef struct spawn_run {
-    sp_wg wg;
     long each;
+    long left;        /* atomic: children not yet ended */
+    sp_co *waiter;
 } spawn_run;
 
 static void *spawned(void *arg)
 {
-    sp_wg_done(arg);
+    spawn_run *r = arg;
+    /* The waiter frees r only after the unpark below. */
+    if (__atomic_sub_fetch(&r->left, 1, __ATOMIC_ACQ_REL) == 0)
+        sp_unpark(r->waiter);
     return NULL;
 }
 
 static void *spawner(void *arg)
 {
     spawn_run *r = arg;
+    long each = r->each; /* r may be freed once our last child ends */
     sp_co_attr d = {.detached = 1};
-    for (long i = 0; i < r->each; i++) {
-        if (!sp_spawn(spawned, &r->wg, &d))
+    for (long i = 0; i < each; i++) {
+        if (!sp_spawn(spawned, r, &d))
             abort();
         if (i % SPAWN_BATCH == SPAWN_BATCH - 1)
             sp_yield();
@@ -266,32 +290,56 @@ static void *spawner(void *arg)
     return NULL;
 }
 
-/* Returns spawns per second. */
+/* In a coroutine (job.in_run).  Returns spawns per second. */
 static double run_spawn(void *arg, long n, double *ns)
 {
+    (void)arg;
     spawn_run *r = calloc(1, sizeof *r);
     if (!r)
         return -1;
-    sp_wg_init(&r->wg);
     r->each = n / SPAWNERS + 1;
     long total = r->each * SPAWNERS;
-    sp_wg_add(&r->wg, total);
+    r->left = total;
+    r->waiter = sp_self();
     sp_co_attr d = {.detached = 1};
     double t0 = bench_now_ns();
     for (int i = 0; i < SPAWNERS; i++)
         if (!sp_spawn(spawner, r, &d))
             abort();
-    sp_wg_wait(&r->wg, -1);
+    /* Exactly one unpark comes, from the last child: one park takes it,
+     * and none is left over for the next run. */
+    int rc = sp_park(-1);
     *ns = bench_now_ns() - t0;
     free(r);
-    return (double)total / (*ns / 1e9);
+    return rc == 0 ? (double)total / (*ns / 1e9) : -1;
 }
 
 /* ---- driver ---- */
 
-/* The Go peer's go/2p rows need two CPUs: give this thread (whose affinity
- * the peer inherits) every CPU for the call, and restore the pinning.  The
- * peer takes its run count from SPINDLE_BENCH_RUNS: set it to ours. */
+/* Gives this thread (whose affinity new threads and the peers inherit)
+ * every CPU for as long as the caller needs them: the 2-worker rows and
+ * the Go peer's go/2p rows need two.  Returns whether there is a pinning
+ * for pin_again() to restore. */
+static int unpin(cpu_set_t *was)
+{
+    int saved = sched_getaffinity(0, sizeof *was, was) == 0;
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    long n = sysconf(_SC_NPROCESSORS_CONF);
+    for (long i = 0; i < n && i < CPU_SETSIZE; i++)
+        CPU_SET(i, &all);
+    /* The kernel keeps only the CPUs our cpuset allows. */
+    sched_setaffinity(0, sizeof all, &all);
+    return saved;
+}
+
+static void pin_again(int saved, const cpu_set_t *was)
+{
+    if (saved)
+        sched_setaffinity(0, sizeof *was, was);
+}
+
+/* The peer takes its run count from SPINDLE_BENCH_RUNS: set it to ours. */
 static void peers_unpinned(const char *bench, int runs, int json)
 {
     char *env = getenv("SPINDLE_BENCH_RUNS");
@@ -299,17 +347,10 @@ static void peers_unpinned(const char *bench, int runs, int json)
     char nruns[16];
     snprintf(nruns, sizeof nruns, "%d", runs);
     setenv("SPINDLE_BENCH_RUNS", nruns, 1);
-    cpu_set_t was, all;
-    int saved = sched_getaffinity(0, sizeof was, &was) == 0;
-    CPU_ZERO(&all);
-    long n = sysconf(_SC_NPROCESSORS_CONF);
-    for (long i = 0; i < n && i < CPU_SETSIZE; i++)
-        CPU_SET(i, &all);
-    /* The kernel keeps only the CPUs our cpuset allows. */
-    sched_setaffinity(0, sizeof all, &all);
+    cpu_set_t was;
+    int saved = unpin(&was);
     bench_peers_run(bench, json, stdout);
-    if (saved)
-        sched_setaffinity(0, sizeof was, &was);
+    pin_again(saved, &was);
     if (was_runs)
         setenv("SPINDLE_BENCH_RUNS", was_runs, 1);
     else
@@ -353,9 +394,15 @@ void micro_sync(const char *only, int runs, int json, int peers)
             peers_unpinned("skynet", runs, json);
     }
     if (wanted(only, "spawn_mn")) {
-        job j = {.fn = run_spawn, .runs = runs};
+        job j = {.fn = run_spawn, .runs = runs, .in_run = 1};
         config(&j.cfg);
         measure(&j, "spawn_mn", "spindle/1w", "spawn/s", 0, json);
-        bench_print_skip(stdout, "spawn_mn", "spindle/2w", MN_SKIP, json);
+        job j2 = {.fn = run_spawn, .runs = runs, .in_run = 1};
+        config(&j2.cfg);
+        j2.cfg.workers = 2;
+        cpu_set_t was;
+        int saved = unpin(&was);
+        measure(&j2, "spawn_mn", "spindle/2w", "spawn/s", 0, json);
+        pin_again(saved, &was);
     }
 }

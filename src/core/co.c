@@ -32,7 +32,10 @@ void sp__co_entry_ext(void) { co_main(sp__tls_sched); }
 void sp__co_free_object(sp_sched *s, sp_co *co)
 {
     sp__set_state(co, 0); /* a stale handle now fails the state checks */
-    sp__mem_free(&s->mem, co, sizeof *co);
+    if (co->flags & SP__F_HEAP)
+        free(co);
+    else
+        sp__mem_free(&s->mem, co, sizeof *co);
 }
 
 int sp__co_birth(sp_sched *s, sp_co *co, size_t size)

@@ -64,6 +64,10 @@ enum {
     SP__F_UNLINK = 1 << 9,    /* M:N: claimed by a cancel; its worker unlinks it */
     SP__F_UNBORN = 1 << 10,   /* sp_spawn_in: no stack yet; the worker that takes it makes one */
     SP__F_ENDED = 1 << 11,    /* returned or called sp_exit (DONE comes later under M:N) */
+    SP__F_HEAP = 1 << 12,     /* the object is from malloc (sp_spawn_in), not a pool */
+    /* M:N: parked on a descriptor of its worker; its poller's wake keeps
+     * it there (a thief would only send it back for its next read). */
+    SP__F_FDWAIT = 1 << 13,
 };
 
 /* How a wait ended (sp_co.wait_err): 0 when what it waited for happened. */

@@ -378,7 +378,9 @@ int sp__fd_wait_many(sp_sched *s, const sp__fdwant *want, int n, int64_t deadlin
         return err;
     }
     s->poll_waiters++;
+    co->flags |= SP__F_FDWAIT;
     err = sp__wait(s, deadline);
+    co->flags &= ~SP__F_FDWAIT;
     s = sp__sched();
     s->poll_waiters--;
     return err;

@@ -298,9 +298,10 @@ void sp__mn_ready(sp_sched *s, sp_co *co, int next)
         sp__send_home(co->sched, co);
         return;
     }
-    if (sp__unlikely(co == s->current || (co->flags & SP__F_PINNED))) {
+    if (sp__unlikely(co == s->current || (co->flags & (SP__F_PINNED | SP__F_FDWAIT)))) {
         /* Still on its stack (readied by a poll between its park and its
-         * switch), or bound here: no other worker may take it. */
+         * switch), bound here, or readied by this worker's poller for a
+         * descriptor of this worker: no other worker may take it. */
         sp__rq_push(s, co);
         return;
     }
@@ -433,6 +434,29 @@ static void sleep_idle(sp_sched *s)
     unidle(mn, w);
 }
 
+/* A few microseconds of looking before sleeping, while another worker is
+ * busy: a coroutine it is about to wake (the other end of a channel) is
+ * taken without the futex sleep and wake-up, which cost more than this
+ * spin.  Returns 1 once there is something to look at. */
+static int spin_for_work(sp_sched *s)
+{
+    sp__mn *mn = s->mn;
+    if (ld(&mn->nidle, __ATOMIC_RELAXED) + 1 >= (uint32_t)mn->n)
+        return 0; /* everyone else sleeps: nobody will make work */
+    for (int i = 0; i < SP__SPIN_ROUNDS; i++) {
+        for (int k = 0; k < 32; k++)
+            __builtin_ia32_pause();
+        if (ld(&s->inbox_n, __ATOMIC_RELAXED) || ld(&mn->gq_n, __ATOMIC_RELAXED))
+            return 1;
+        for (int v = 0; v < mn->n; v++) {
+            sp__worker *o = mn->w[v];
+            if (o != s->w && ld(&o->tail, __ATOMIC_RELAXED) != ld(&o->head, __ATOMIC_RELAXED))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 sp_co *sp__mn_find(sp_sched *s)
 {
     sp__mn *mn = s->mn;
@@ -472,6 +496,8 @@ sp_co *sp__mn_find(sp_sched *s)
                 return co;
             }
         }
+        if (spin_for_work(s))
+            continue;
         sleep_idle(s);
         if (s->timers.n)
             sp__timers_expire(s, sp_now());
@@ -527,7 +553,7 @@ static sp_co *spawn_foreign(sp__mn *mn, sp_co_fn fn, void *arg, const sp_co_attr
         errno = -rc;
         return NULL;
     }
-    co->flags |= SP__F_UNBORN;
+    co->flags |= SP__F_UNBORN | SP__F_HEAP;
     co->stack.size = (uint32_t)(attr->stack_size ? attr->stack_size : mn->cfg.stack_size);
     co->sched = NULL; /* set by the worker that takes it (birth) */
     co->id = __atomic_add_fetch(&mn->foreign_id, (uint64_t)mn->n + 1, __ATOMIC_RELAXED);

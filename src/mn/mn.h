@@ -12,6 +12,9 @@
 /* runnext runs at most this many times in a row before the ring gets a
  * turn: two coroutines waking each other cannot starve the others. */
 #define SP__RUNNEXT_STREAK 32
+/* An idle worker looks this many times (32 pauses apart, a few
+ * microseconds in all) before it sleeps. */
+#define SP__SPIN_ROUNDS 64
 
 typedef struct sp__worker {
     /* Thieves read these and the slots: a line of their own, apart from

@@ -5,13 +5,19 @@
  * thread.  The stack kind and the context switch come from --stack and
  * --ctx through o->runtime.
  *
- * The same server, on another poller or as one shard among several, is the
- * uring and reuseport models: sp__coro_server_run() below. */
+ * The same server on another poller, as one shard among several, or on
+ * the M:N runtime's workers is the uring, reuseport and mn models:
+ * sp__coro_server_run() below.  Under M:N several workers run connections
+ * at once, so what they share (the idle list the stop walks, the pool of
+ * closed connections) sits under one mutex, held across no call that
+ * parks; on one thread nobody contends for it. */
 #define _GNU_SOURCE
 #include "models/conn.h"
 #include "models/server.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,62 +31,113 @@
 
 typedef struct coro_server {
     sp_conn_server srv;
-    sp_http_date_cache date; /* the thread's: every connection shares it */
-    int lfd;                 /* -1 once the stop closed it */
-    sp_conn *live;           /* every open connection: the stop visits them */
-    sp_conn *pool;           /* closed connections, kept for reuse */
+    sp_conn_ops ops;          /* sp_conn_ops_coro with conn_read below */
+    const sp_server_opts *opts;
+    const char *model;
+    int listen_flags, ready_fd;
+    bool srv_up;              /* srv was initialised */
+    /* The Date cache of the connections: the thread's on one thread.
+     * Under M:N it is NULL and each connection keeps its own, because
+     * conn.c fixes c->date at the start and the connection may run on
+     * another worker for its next answer. */
+    sp_http_date_cache *date;
+    sp_http_date_cache thread_date;
+    int lfd;                  /* atomic: -1 once the stopper closed it */
+    pthread_mutex_t lock;     /* what follows; never held across a park */
+    bool stopped;             /* the stopper has walked `idle` */
+    sp_conn *idle;            /* connections in an idle read: a stop ends them */
+    sp_conn *pool;            /* closed connections, kept for reuse */
     size_t pooled;
 } coro_server;
 
-static sp_conn *conn_get(coro_server *s)
-{
-    sp_conn *c = s->pool;
-
-    if (!c)
-        return sp_conn_new(&s->srv);
-    s->pool = c->next;
-    s->pooled--;
-    return c;
-}
-
-static void conn_put(coro_server *s, sp_conn *c)
-{
-    if (s->pooled >= CONN_POOL_KEEP) {
-        sp_conn_free(c);
-        return;
-    }
-    c->next = s->pool;
-    s->pool = c;
-    s->pooled++;
-}
-
-static void live_add(coro_server *s, sp_conn *c)
+static void idle_add(coro_server *s, sp_conn *c)
 {
     c->prev = NULL;
-    c->next = s->live;
-    if (s->live)
-        s->live->prev = c;
-    s->live = c;
+    c->next = s->idle;
+    if (s->idle)
+        s->idle->prev = c;
+    s->idle = c;
 }
 
-static void live_remove(coro_server *s, sp_conn *c)
+static void idle_remove(coro_server *s, sp_conn *c)
 {
     if (c->prev)
         c->prev->next = c->next;
     else
-        s->live = c->next;
+        s->idle = c->next;
     if (c->next)
         c->next->prev = c->prev;
+}
+
+/* The connections' read.  An idle read (a keep-alive connection waiting
+ * for its next request) is on the idle list while it lasts, so that the
+ * stopper can end it.  The stopper cannot look at c->idle itself: under
+ * M:N it runs beside the connection, which may be between conn.c's look
+ * at the stop and its read.  A read that begins after the stopper walked
+ * the list takes what is there and waits for nothing, as conn.c's own
+ * reads do once they see the stop. */
+static ssize_t conn_read(sp_conn *c, int fd, void *buf, size_t len, int64_t deadline)
+{
+    coro_server *s = c->owner;
+    bool stopped;
+    ssize_t n;
+    int err;
+
+    if (!c->idle)
+        return sp_conn_ops_coro.read(c, fd, buf, len, deadline);
+    pthread_mutex_lock(&s->lock);
+    stopped = s->stopped;
+    if (!stopped)
+        idle_add(s, c);
+    pthread_mutex_unlock(&s->lock);
+    if (stopped)
+        return sp_conn_ops_coro.read(c, fd, buf, len, sp_now());
+    n = sp_conn_ops_coro.read(c, fd, buf, len, deadline);
+    err = errno;
+    pthread_mutex_lock(&s->lock);
+    idle_remove(s, c);
+    pthread_mutex_unlock(&s->lock);
+    errno = err;
+    return n;
+}
+
+/* A connection for fd: from the pool, or new.  NULL with errno ENOMEM. */
+static sp_conn *conn_get(coro_server *s)
+{
+    sp_conn *c;
+
+    pthread_mutex_lock(&s->lock);
+    c = s->pool;
+    if (c) {
+        s->pool = c->next;
+        s->pooled--;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return c ? c : sp_conn_new(&s->srv);
+}
+
+static void conn_put(coro_server *s, sp_conn *c)
+{
+    bool keep;
+
+    pthread_mutex_lock(&s->lock);
+    keep = s->pooled < CONN_POOL_KEEP;
+    if (keep) {
+        c->next = s->pool;
+        s->pool = c;
+        s->pooled++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!keep)
+        sp_conn_free(c);
 }
 
 static void *conn_main(void *arg)
 {
     sp_conn *c = arg;
-    coro_server *s = c->owner;
 
     sp_conn_serve(c);
-    live_remove(s, c);
-    conn_put(s, c);
+    conn_put(c->owner, c);
     return NULL;
 }
 
@@ -90,37 +147,34 @@ static void *conn_main(void *arg)
 static void *stopper(void *arg)
 {
     coro_server *s = arg;
-    int lfd;
 
     while (!sp_server_stopping())
         if (sp_wait_fd(sp_server_stop_fd(), SP_READ, -1) < 0 && errno != EINTR)
             break;
-    lfd = s->lfd;
-    s->lfd = -1;
-    sp_close(lfd);
-    for (sp_conn *c = s->live; c; c = c->next)
+    sp_close(__atomic_exchange_n(&s->lfd, -1, __ATOMIC_ACQ_REL));
+    pthread_mutex_lock(&s->lock);
+    s->stopped = true;
+    for (sp_conn *c = s->idle; c; c = c->next)
         sp_conn_stop_idle(c);
+    pthread_mutex_unlock(&s->lock);
     return NULL;
 }
 
-static void *acceptor(void *arg)
+/* Accepts until the stopper closes the listener, a coroutine for each
+ * connection. */
+static void accept_loop(coro_server *s)
 {
-    coro_server *s = arg;
     sp_co_attr conn_attr = {.name = "conn", .detached = 1};
-    sp_co_attr stop_attr = {.name = "stopper", .detached = 1};
 
-    if (!sp_spawn(stopper, s, &stop_attr)) {
-        perror("spindle serve: spawn");
-        return NULL;
-    }
     for (;;) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof peer;
+        int lfd = __atomic_load_n(&s->lfd, __ATOMIC_ACQUIRE);
+        int fd = sp_accept(lfd, (struct sockaddr *)&peer, &len, -1);
         sp_conn *c;
-        int fd = sp_accept(s->lfd, (struct sockaddr *)&peer, &len, -1);
 
         if (fd < 0) {
-            if (s->lfd < 0)
+            if (__atomic_load_n(&s->lfd, __ATOMIC_ACQUIRE) < 0)
                 break; /* closed by the stopper */
             if (errno != EINTR && errno != ECANCELED)
                 sp_sleep_ms(ACCEPT_RETRY_MS);
@@ -131,50 +185,52 @@ static void *acceptor(void *arg)
             sp_close(fd);
             continue;
         }
-        sp_conn_start(c, fd, (struct sockaddr *)&peer, len, &s->date);
+        sp_conn_start(c, fd, (struct sockaddr *)&peer, len, s->date);
         c->owner = s;
-        live_add(s, c);
         if (!sp_spawn(conn_main, c, &conn_attr)) {
-            live_remove(s, c);
             sp_close(fd);
             conn_put(s, c);
         }
     }
-    return NULL;
 }
 
-int sp__coro_server_run(const sp_server_opts *o, const char *model,
-                        int listen_flags, int ready_fd)
+/* The main coroutine: listens (inside the runtime, so that under M:N the
+ * runtime knows the listener for a stream socket from the start), says
+ * READY, and accepts.  Returns the exit status. */
+static void *server_main(void *arg)
 {
-    coro_server s;
+    coro_server *s = arg;
+    const sp_server_opts *o = s->opts;
+    sp_co_attr stop_attr = {.name = "stopper", .detached = 1};
     const char *poller;
     char extra[64] = "";
-    int rc, port;
+    int rc, port, lfd;
 
-    memset(&s, 0, sizeof s);
-    /* The stopper waits on the stop descriptor: make sure there is one. */
-    if (sp_server_stop_fd() < 0 && (rc = sp_server_signals_init()) < 0) {
-        fprintf(stderr, "spindle serve: signals: %s\n", strerror(-rc));
-        return 1;
-    }
-    rc = sp_thread_init(&o->runtime);
-    if (rc < 0) {
-        fprintf(stderr, "spindle serve: runtime: %s\n", strerror(-rc));
-        return 1;
-    }
-    s.lfd = sp_listen_tcp(o->host, o->port, o->backlog, listen_flags);
-    if (s.lfd < 0 || (port = sp_server_port(s.lfd)) < 0) {
+    lfd = sp_listen_tcp(o->host, o->port, o->backlog, s->listen_flags);
+    if (lfd < 0 || (port = sp_server_port(lfd)) < 0) {
         fprintf(stderr, "spindle serve: listen on %s:%d: %s\n", o->host ? o->host : "*",
                 o->port, strerror(errno));
-        return 1;
+        if (lfd >= 0)
+            sp_close(lfd);
+        return (void *)1;
     }
-    rc = sp_conn_server_init(&s.srv, o, &sp_conn_ops_coro, port);
+    rc = sp_conn_server_init(&s->srv, o, &s->ops, port);
     if (rc < 0) {
         fprintf(stderr, "spindle serve: %s\n", strerror(-rc));
-        sp_close(s.lfd);
-        return 1;
+        sp_close(lfd);
+        return (void *)1;
     }
-    sp_http_date_cache_init(&s.date);
+    s->srv_up = true;
+    __atomic_store_n(&s->lfd, lfd, __ATOMIC_RELEASE);
+    if (!sp_runtime_self()) {
+        sp_http_date_cache_init(&s->thread_date);
+        s->date = &s->thread_date;
+    }
+    if (!sp_spawn(stopper, s, &stop_attr)) {
+        perror("spindle serve: spawn");
+        sp_close(__atomic_exchange_n(&s->lfd, -1, __ATOMIC_ACQ_REL));
+        return (void *)1;
+    }
     /* The poller exists once the listener does: say so when io_uring was
      * asked for and refused. */
     poller = sp_poller_name();
@@ -183,29 +239,54 @@ int sp__coro_server_run(const sp_server_opts *o, const char *model,
         fprintf(stderr, "spindle serve: io_uring refused (%s): serving on %s\n",
                 strerror(sp_poller_fallback()), poller);
     }
-    if (ready_fd >= 0) {
-        ssize_t n = write(ready_fd, "", 1);
+    if (s->ready_fd >= 0) {
+        ssize_t n = write(s->ready_fd, "", 1);
 
         (void)n; /* a parent that went away reads nothing anyway */
-        close(ready_fd);
+        close(s->ready_fd);
     } else {
-        sp_server_ready(port, model, extra[0] ? extra : NULL);
+        sp_server_ready(port, s->model, extra[0] ? extra : NULL);
     }
-    rc = sp_run(NULL, acceptor, &s, NULL);
-    if (s.lfd >= 0)
-        sp_close(s.lfd);
+    accept_loop(s);
+    return (void *)0;
+}
+
+int sp__coro_server_run(const sp_server_opts *o, const char *model, int listen_flags,
+                        int ready_fd, int workers)
+{
+    coro_server s;
+    sp_config cfg = o->runtime;
+    void *status = (void *)1;
+    int rc;
+
+    /* The stopper waits on the stop descriptor: make sure there is one. */
+    if (sp_server_stop_fd() < 0 && (rc = sp_server_signals_init()) < 0) {
+        fprintf(stderr, "spindle serve: signals: %s\n", strerror(-rc));
+        return 1;
+    }
+    memset(&s, 0, sizeof s);
+    s.opts = o;
+    s.model = model;
+    s.listen_flags = listen_flags;
+    s.ready_fd = ready_fd;
+    s.lfd = -1;
+    s.ops = sp_conn_ops_coro;
+    s.ops.read = conn_read;
+    pthread_mutex_init(&s.lock, NULL);
+    cfg.workers = workers;
+    rc = sp_run(&cfg, server_main, &s, &status);
+    if (rc < 0)
+        fprintf(stderr, "spindle serve: runtime: %s\n", strerror(-rc));
     while (s.pool) {
         sp_conn *c = s.pool;
 
         s.pool = c->next;
         sp_conn_free(c);
     }
-    sp_conn_server_destroy(&s.srv);
-    if (rc < 0) {
-        fprintf(stderr, "spindle serve: %s\n", strerror(-rc));
-        return 1;
-    }
-    return 0;
+    if (s.srv_up)
+        sp_conn_server_destroy(&s.srv);
+    pthread_mutex_destroy(&s.lock);
+    return rc < 0 ? 1 : (int)(intptr_t)status;
 }
 
 static int coro_serve(const sp_server_opts *o)
@@ -213,7 +294,7 @@ static int coro_serve(const sp_server_opts *o)
     sp_server_opts co = *o;
 
     co.runtime.poller = SP_POLL_EPOLL;
-    return sp__coro_server_run(&co, "coro", 0, -1);
+    return sp__coro_server_run(&co, "coro", 0, -1, 1);
 }
 
 const sp_model sp_model_coro = {

@@ -26,7 +26,7 @@ const sp_model_entry sp_model_table[] = {
     {"callback", &sp_model_callback, "issue #5"},
     {"stackless", &sp_model_stackless, "issue #5"},
     {"coro", &sp_model_coro, "issue #5"},
-    {"mn", &sp_model_mn, "the M:N runtime (issue #4)"},
+    {"mn", &sp_model_mn, "issue #4"},
     {"reuseport", &sp_model_reuseport, "issue #5"},
     {"uring", &sp_model_uring, "issue #5"},
     {NULL, NULL, NULL},

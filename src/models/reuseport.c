@@ -58,7 +58,7 @@ static pid_t start_shard(const sp_server_opts *o, int hold_fd, int ready_fd, int
     /* A stop of its own: the parent decides when a shard stops. */
     if (sp_server_signals_init() < 0)
         _exit(1);
-    _exit(sp__coro_server_run(o, "reuseport", SP_LISTEN_REUSEPORT, ready_fd));
+    _exit(sp__coro_server_run(o, "reuseport", SP_LISTEN_REUSEPORT, ready_fd, 1));
 }
 
 static int reuseport_serve(const sp_server_opts *o)

@@ -37,8 +37,10 @@ static void on_stop_signal(int sig)
 void sp_server_stop(void)
 {
     int err = errno; /* a handler must not disturb the code it interrupted */
+    /* Atomic: the handler runs on one thread while the model's other
+     * threads (pool, mn) read the flag. */
     if (stop_flag)
-        *stop_flag = 1;
+        __atomic_store_n(stop_flag, 1, __ATOMIC_RELEASE);
     if (stop_pipe[1] >= 0) {
         ssize_t n = write(stop_pipe[1], "", 1); /* full pipe: already readable */
         (void)n;
@@ -86,7 +88,7 @@ int sp_server_signals_init(void)
 
 bool sp_server_stopping(void)
 {
-    return stop_flag && *stop_flag;
+    return stop_flag && __atomic_load_n(stop_flag, __ATOMIC_ACQUIRE);
 }
 
 int sp_server_stop_fd(void)

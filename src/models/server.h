@@ -73,12 +73,14 @@ void sp_server_ready(int port, const char *model, const char *extra);
  * be NULL). */
 int sp_server_reap(int *failed);
 
-/* The coroutine server shared by coro, uring and reuseport (coro.c): one
- * thread, one coroutine per connection, under o->runtime.  listen_flags are
- * sp_listen_tcp() flags (SP_LISTEN_REUSEPORT for a shard).  `model` names
- * it on the READY line; with ready_fd >= 0 it writes one byte there instead
- * of printing READY (a shard tells its parent).  Returns the exit status. */
+/* The coroutine server shared by coro, uring, reuseport and mn (coro.c):
+ * one coroutine per connection, under o->runtime on `workers` threads (1:
+ * the calling thread; N > 1, or 0 for one per CPU the process may use: the
+ * M:N runtime).  listen_flags are sp_listen_tcp() flags
+ * (SP_LISTEN_REUSEPORT for a shard).  `model` names it on the READY line;
+ * with ready_fd >= 0 it writes one byte there instead of printing READY (a
+ * shard tells its parent).  Returns the exit status. */
 int sp__coro_server_run(const sp_server_opts *o, const char *model,
-                        int listen_flags, int ready_fd);
+                        int listen_flags, int ready_fd, int workers);
 
 #endif

@@ -12,7 +12,7 @@ static int uring_serve(const sp_server_opts *o)
     sp_server_opts uo = *o;
 
     uo.runtime.poller = SP_POLL_URING;
-    return sp__coro_server_run(&uo, "uring", 0, -1);
+    return sp__coro_server_run(&uo, "uring", 0, -1, 1);
 }
 
 const sp_model sp_model_uring = {
