@@ -336,6 +336,11 @@ int sp_worker_index(void);
  * Returns 0, or -1 with errno EINVAL for a shared-stack coroutine (always
  * pinned) or a thread's root. */
 int sp_set_pinned(int on);
+/* Moves the calling coroutine to worker `index` of its runtime: it parks
+ * and goes on there (pinned or not, as before; unpinned, a thief may move
+ * it again later).  Returns 0, or -1 with errno EINVAL (not on a worker,
+ * index out of range, a shared-stack, resumed or root coroutine). */
+int sp_move_to(int index);
 
 const char *sp_ctx_name(sp_ctx_kind k);
 const char *sp_stack_name(sp_stack_kind k);

@@ -9,8 +9,8 @@
  *   spawn_mn       spawns per second, from 64 coroutines spawning at once,
  *                  on one worker and on two (M:N, stealing)
  *
- * The other rows that need several workers (chan_pingpong/cross-worker,
- * skynet/2w) print a SKIP until the sync layer works across workers.
+ * The rows with several workers (chan_pingpong/cross-worker, skynet/2w,
+ * spawn_mn/2w) run under sp_run with cfg.workers = 2.
  *
  * Each figure is measured on a thread of its own (a scheduler is configured
  * once per thread), as the median of `runs` runs after a warm-up on that
@@ -34,8 +34,6 @@
 #include "bench.h"
 #include "micro.h"
 #include "peers.h"
-
-#define MN_SKIP "needs the M:N scheduler (issue #4)"
 
 /* About 0.1 s a run, after a calibration that doubles the count until one
  * pass takes 10 ms (the warm-up): as bench/peers/peer.h does for the C
@@ -135,11 +133,20 @@ typedef struct pingpong {
     sp_chan *ping, *pong;
     long msgs;
     double ns;
+    int cross;        /* the two ends on two workers */
 } pingpong;
+
+/* cross-worker: each end moves to a worker of its own and stays there. */
+static void place(pingpong *p, int worker)
+{
+    if (p->cross && (sp_move_to(worker) != 0 || sp_set_pinned(1) != 0))
+        abort(); /* a row that is not what it says is worse than none */
+}
 
 static void *echo(void *arg)
 {
     pingpong *p = arg;
+    place(p, 1);
     long v;
     while (sp_chan_recv(p->ping, &v, -1) == 0) {
         v++;
@@ -152,6 +159,7 @@ static void *echo(void *arg)
 static void *pinger(void *arg)
 {
     pingpong *p = arg;
+    place(p, 0);
     double t0 = bench_now_ns();
     for (long i = 0; i < p->msgs / 2; i++) {
         long v = i;
@@ -171,6 +179,7 @@ static double run_pingpong(void *arg, long msgs, double *ns)
     if (!p)
         return -1;
     p->msgs = msgs;
+    p->cross = arg != NULL;
     p->ping = sp_chan_make(sizeof(long), 0);
     p->pong = sp_chan_make(sizeof(long), 0);
     void *rq = (void *)-1, *re = (void *)-1;
@@ -373,7 +382,13 @@ void micro_sync(const char *only, int runs, int json, int peers)
         job j = {.fn = run_pingpong, .runs = runs};
         config(&j.cfg);
         measure(&j, "chan_pingpong", "spindle/same-worker", "ns/msg", 0, json);
-        bench_print_skip(stdout, "chan_pingpong", "spindle/cross-worker", MN_SKIP, json);
+        job j2 = {.fn = run_pingpong, .arg = "cross", .runs = runs, .in_run = 1};
+        config(&j2.cfg);
+        j2.cfg.workers = 2;
+        cpu_set_t was;
+        int saved = unpin(&was);
+        measure(&j2, "chan_pingpong", "spindle/cross-worker", "ns/msg", 0, json);
+        pin_again(saved, &was);
         if (peers)
             peers_unpinned("chan_pingpong", runs, json);
     }
@@ -389,7 +404,18 @@ void micro_sync(const char *only, int runs, int json, int peers)
         job j = {.fn = run_skynet, .arg = (void *)&attr, .n = 1, .runs = runs};
         config(&j.cfg);
         measure(&j, "skynet", "spindle/1w", "ms", SKYNET_LEAVES, json);
-        bench_print_skip(stdout, "skynet", "spindle/2w", MN_SKIP, json);
+        /* Two workers: fixed stacks, since shared-stack coroutines never
+         * leave the worker that spawned them.  A worker runs the child it
+         * just spawned next (runnext), so the tree goes depth first and
+         * few coroutines are alive at once: pooled stacks stay warm. */
+        static const sp_co_attr attr2 = {.stack = SP_STACK_FIXED, .detached = 1};
+        job j2 = {.fn = run_skynet, .arg = (void *)&attr2, .n = 1, .runs = runs, .in_run = 1};
+        config(&j2.cfg);
+        j2.cfg.workers = 2;
+        cpu_set_t was;
+        int saved = unpin(&was);
+        measure(&j2, "skynet", "spindle/2w", "ms", SKYNET_LEAVES, json);
+        pin_again(saved, &was);
         if (peers)
             peers_unpinned("skynet", runs, json);
     }

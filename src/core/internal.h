@@ -327,6 +327,9 @@ static inline int sp__claim(sp_co *co, int cancel)
  * it off its timer heap, unlinks it if SP__F_UNLINK is set, and runs it
  * there.  co is already claimed (READY).  Wakes home if it sleeps. */
 void sp__send_home(sp_sched *home, sp_co *co);
+/* Moves the current coroutine to `to`, another worker's scheduler: it
+ * parks and goes on there.  Returns the scheduler it then runs on. */
+sp_sched *sp__move(sp_sched *s, sp_sched *to);
 /* Takes in what other threads handed this one; returns how many. */
 int sp__inbox_drain(sp_sched *s);
 /* Wakes s's thread if it sleeps in idle or in its poll hook. */

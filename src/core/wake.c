@@ -117,6 +117,23 @@ int sp__inbox_drain(sp_sched *s)
     }
 }
 
+static void post_send_home(sp_sched *s, void *co)
+{
+    (void)s;
+    sp__send_home(((sp_co *)co)->sched, co);
+}
+
+sp_sched *sp__move(sp_sched *s, sp_sched *to)
+{
+    sp_co *co = s->current;
+    /* Queued there only once it is off this thread's stack, and run from
+     * that thread's owner-only queue. */
+    co->sched = to;
+    sp__set_state(co, SP__CO_READY);
+    sp__set_post(s, post_send_home, co);
+    return sp__switch_next(s);
+}
+
 /* ---- sp_park / sp_unpark ---- */
 
 static void park_unlink(sp_co *co)

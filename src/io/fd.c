@@ -241,13 +241,6 @@ static void take_over(sp_sched *s, int fd, uint32_t hints)
     st->ready = SP__EV_IN | SP__EV_OUT;
 }
 
-static void post_send_home(sp_sched *s, void *co)
-{
-    (void)s;
-    sp_co *c = co;
-    sp__send_home(c->sched, c);
-}
-
 int sp__fd_home(sp_sched **sp, int fd)
 {
     sp_sched *s = *sp;
@@ -272,12 +265,7 @@ int sp__fd_home(sp_sched **sp, int fd)
     sp_co *co = s->current;
     if (co->flags & (SP__F_PINNED | SP__F_ROOT | SP__F_SCHED))
         return -EXDEV;
-    /* Move: queued at the owner once off this stack, and run there from
-     * its owner-only queue. */
-    co->sched = __atomic_load_n(&mn->w[(v >> OWNER_SHIFT) - 1]->s, __ATOMIC_ACQUIRE);
-    sp__set_state(co, SP__CO_READY);
-    sp__set_post(s, post_send_home, co);
-    *sp = sp__switch_next(s);
+    *sp = sp__move(s, __atomic_load_n(&mn->w[(v >> OWNER_SHIFT) - 1]->s, __ATOMIC_ACQUIRE));
     return 0;
 }
 

@@ -319,6 +319,12 @@ void sp__mn_ready(sp_sched *s, sp_co *co, int next)
 sp_co *sp__mn_next(sp_sched *s)
 {
     sp__worker *w = s->w;
+    /* A caller that kept its sp_sched across a park may now run on
+     * another worker: switching from the old one's queues would run two
+     * threads on one stack.  Cheap to check, fatal to miss. */
+    if (sp__unlikely(s != sp__tls_sched))
+        sp__fatal("internal: a switch from worker %d's scheduler on another thread "
+                  "(a scheduler pointer kept across a park)", w->index);
     sp_co *co = w->runnext;
     if (co && w->streak < SP__RUNNEXT_STREAK) {
         w->runnext = NULL;
@@ -444,7 +450,7 @@ static int spin_for_work(sp_sched *s)
     if (ld(&mn->nidle, __ATOMIC_RELAXED) + 1 >= (uint32_t)mn->n)
         return 0; /* everyone else sleeps: nobody will make work */
     for (int i = 0; i < SP__SPIN_ROUNDS; i++) {
-        for (int k = 0; k < 32; k++)
+        for (int k = 0; k < 4; k++)
             __builtin_ia32_pause();
         if (ld(&s->inbox_n, __ATOMIC_RELAXED) || ld(&mn->gq_n, __ATOMIC_RELAXED))
             return 1;
@@ -592,6 +598,33 @@ sp_runtime *sp_runtime_self(void)
     return s ? (sp_runtime *)s->mn : NULL;
 }
 
+int sp_move_to(int index)
+{
+    sp_sched *s = sp__tls_sched;
+    sp__mn *mn = s ? s->mn : NULL;
+    sp_co *co = s ? s->current : NULL;
+    if (!mn || index < 0 || index >= mn->n || co->id == 0 || co->kind == SP_STACK_SHARED ||
+        co->resumed) {
+        errno = EINVAL;
+        return -1;
+    }
+    sp_sched *to;
+    /* sp_run starts the workers while main already runs: wait for it. */
+    while (!(to = __atomic_load_n(&mn->w[index]->s, __ATOMIC_ACQUIRE))) {
+        if (__atomic_load_n(&mn->nthreads, __ATOMIC_ACQUIRE) <= index &&
+            __atomic_load_n(&mn->threads_done, __ATOMIC_ACQUIRE)) {
+            errno = EINVAL; /* that worker's thread could not be started */
+            return -1;
+        }
+        sp_sleep_ns(100000);
+        s = sp__tls_sched; /* it may have moved meanwhile */
+    }
+    if (to == s)
+        return 0;
+    sp__move(s, to);
+    return 0;
+}
+
 int sp_worker_index(void)
 {
     sp_sched *s = sp__tls_sched;
@@ -656,7 +689,9 @@ int sp__mn_run(const sp_config *cfg, int n, sp_co_fn main_fn, void *arg, void **
             }
             break; /* fewer workers than asked: the ones we have share */
         }
+        __atomic_store_n(&mn->nthreads, started + 1, __ATOMIC_RELEASE);
     }
+    __atomic_store_n(&mn->threads_done, 1, __ATOMIC_RELEASE);
     pthread_mutex_lock(&mn->end_lock);
     while (!__atomic_load_n(&mn->done, __ATOMIC_ACQUIRE))
         pthread_cond_wait(&mn->end_cond, &mn->end_lock);

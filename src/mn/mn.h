@@ -12,9 +12,9 @@
 /* runnext runs at most this many times in a row before the ring gets a
  * turn: two coroutines waking each other cannot starve the others. */
 #define SP__RUNNEXT_STREAK 32
-/* An idle worker looks this many times (32 pauses apart, a few
- * microseconds in all) before it sleeps. */
-#define SP__SPIN_ROUNDS 64
+/* An idle worker looks this many times (4 pauses apart: work that comes
+ * is seen within about 100 ns; some 50 us in all) before it sleeps. */
+#define SP__SPIN_ROUNDS 512
 
 typedef struct sp__worker {
     /* Thieves read these and the slots: a line of their own, apart from
@@ -52,6 +52,8 @@ typedef struct sp__mn {
     uint64_t live;                  /* atomic: coroutines not yet ended */
     uint64_t foreign_id;            /* atomic */
     int started;                    /* atomic: main is queued (live 0 = over) */
+    int nthreads;                   /* atomic: worker threads created so far */
+    int threads_done;               /* atomic: sp_run created all it could */
     uint32_t done;                  /* atomic */
     pthread_mutex_t end_lock;       /* sp_run's caller waits for done */
     pthread_cond_t end_cond;

@@ -517,6 +517,50 @@ static void test_pinned_coroutine_stays(void **state)
     assert_int_equal(PI(r), 0);
 }
 
+/* ---- sp_move_to ---- */
+
+static void *mover(void *arg)
+{
+    (void)arg;
+    assert_int_equal(sp_set_pinned(1), 0); /* no thief undoes the moves */
+    long bad = 0;
+    for (int i = 0; i < N(2000); i++) {
+        int to = i % 3 == 0 ? 0 : i % 2;
+        assert_int_equal(sp_move_to(to), 0);
+        bad += sp_worker_index() != to;
+        if (i % 5 == 0)
+            sp_sleep_ns(1000); /* and it stays there across a park */
+        bad += sp_worker_index() != to;
+    }
+    assert_int_equal(sp_move_to(2), -1);
+    assert_int_equal(errno, EINVAL);
+    return IP(bad);
+}
+
+static void *main_move(void *arg)
+{
+    (void)arg;
+    sp_co *m[4];
+    for (int i = 0; i < 4; i++)
+        m[i] = sp_spawn(mover, NULL, NULL);
+    long bad = 0;
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        sp_join(m[i], &r);
+        bad += PI(r);
+    }
+    return IP(bad);
+}
+
+static void test_move_to_a_worker(void **state)
+{
+    (void)state;
+    void *r = IP(-1);
+    assert_int_equal(run2(main_move, NULL, &r, 2), 0);
+    assert_int_equal(PI(r), 0);
+    assert_int_equal(sp_move_to(0), -1); /* not on a worker */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -531,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_unpark_pingpong_across_workers),
         cmocka_unit_test(test_spawn_in_from_a_foreign_thread),
         cmocka_unit_test(test_pinned_coroutine_stays),
+        cmocka_unit_test(test_move_to_a_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
