@@ -6,18 +6,24 @@
  *    next, on this CPU, so a ping-pong over a channel never leaves the
  *    worker and a freshly spawned child runs while its parent's data is
  *    hot.  Only the owner touches it; a streak limit keeps two coroutines
- *    that keep waking each other from starving the queue.
- *  - ring: a bounded FIFO that the owner pushes and pops without a lock
- *    and thieves take half of with one CAS.  Go's runq, not a Chase-Lev
- *    deque: the owner pops FIFO like the single-threaded scheduler (the
- *    oldest ready coroutine runs first, so latency stays fair), a steal
- *    moves half the queue in one step rather than one coroutine per CAS,
- *    and a fixed array needs no growth or memory reclamation; when full,
- *    half of it moves to the global queue.
- *  - rq (the core's list): coroutines only this worker may run: pinned
- *    ones, and those other threads sent here (the inbox).
- * Shared by all: the global queue (overflow, and sp_spawn_in from other
- * threads) and the idle list.
+ *    that keep waking each other from starving the rest.
+ *  - deque: a bounded Chase-Lev deque.  The owner pushes and takes at the
+ *    bottom without a lock, newest first; a thief takes the oldest entry at
+ *    the top with one CAS.  Chosen over Go's FIFO ring after measuring
+ *    both here: with the ring, a tree of spawns (skynet) runs breadth
+ *    first, a million coroutines are alive at once, the ring overflows
+ *    into the global queue on every level and every stack is cold (650 ms
+ *    for skynet on two workers, about Go's time); newest first keeps the
+ *    tree depth first, few coroutines alive and their pooled stacks warm
+ *    (about 200 ms), and the oldest entry a thief takes is the largest
+ *    subtree left.  What newest-first would do to fairness is kept off the
+ *    deque: coroutines woken by I/O go to the owner-only FIFO below, and
+ *    sp_yield goes to the global queue (oldest first, as Go's Gosched).
+ *  - rq (the core's list): FIFO, only this worker runs from it: coroutines
+ *    its poller woke (their descriptor is this worker's), pinned ones, and
+ *    those other threads sent here (the inbox).  It gets every other turn.
+ * Shared by all: the global queue (overflow of full deques, yields, and
+ * sp_spawn_in from other threads) and the idle list.
  *
  * Finding work (sp__mn_find): local queues, inbox, expired timers, global
  * queue, a look at this worker's poller, then stealing from every other
@@ -112,7 +118,6 @@ static void global_push(sp__mn *mn, sp_co *first, sp_co *last, uint32_t n)
     sp__lock_release(&mn->gq_lock);
 }
 
-static void ring_put(sp_sched *s, sp__worker *w, sp_co *co);
 
 /* A coroutine from another thread's sp_spawn_in gets its stack here. */
 static int birth(sp_sched *s, sp_co *co)
@@ -169,79 +174,78 @@ static sp_co *global_take(sp_sched *s)
     return run;
 }
 
-/* ---- the ring ---- */
+/* ---- the deque (Chase-Lev, after Le, Pop, Cohen and Zappa Nardelli's
+ * formulation for weak memory models) ----
+ * The owner pushes and takes at the bottom without a lock; a thief takes
+ * the oldest entry at the top with one CAS, racing the owner only for the
+ * last entry.  Bounded: a full deque sends the new entry to the global
+ * queue. */
 
-static int ring_put_slow(sp__worker *w, sp__mn *mn, sp_co *co, uint32_t h, uint32_t t)
+static void dq_push(sp_sched *s, sp__worker *w, sp_co *co)
 {
-    uint32_t n = (t - h) / 2;
-    sp_co *batch[SP__RING / 2 + 1];
-    for (uint32_t i = 0; i < n; i++)
-        batch[i] = __atomic_load_n(&w->slot[(h + i) % SP__RING], __ATOMIC_RELAXED);
-    if (!__atomic_compare_exchange_n(&w->head, &h, h + n, 0, __ATOMIC_ACQ_REL,
+    int64_t b = __atomic_load_n(&w->bottom, __ATOMIC_RELAXED);
+    int64_t t = __atomic_load_n(&w->top, __ATOMIC_ACQUIRE);
+    if (sp__unlikely(b - t >= SP__RING)) {
+        global_push(s->mn, co, co, 1);
+        return;
+    }
+    __atomic_store_n(&w->slot[b % SP__RING], co, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->bottom, b + 1, __ATOMIC_RELEASE);
+}
+
+static sp_co *dq_take(sp__worker *w)
+{
+    int64_t b = __atomic_load_n(&w->bottom, __ATOMIC_RELAXED) - 1;
+    /* The exchange is the full barrier between publishing the smaller
+     * bottom and reading top (a thief does the converse). */
+    __atomic_exchange_n(&w->bottom, b, __ATOMIC_SEQ_CST);
+    int64_t t = __atomic_load_n(&w->top, __ATOMIC_SEQ_CST);
+    if (t > b) {
+        __atomic_store_n(&w->bottom, b + 1, __ATOMIC_RELAXED);
+        return NULL; /* empty */
+    }
+    sp_co *co = __atomic_load_n(&w->slot[b % SP__RING], __ATOMIC_RELAXED);
+    if (t == b) {
+        /* The last one: a thief may be taking it too. */
+        if (!__atomic_compare_exchange_n(&w->top, &t, t + 1, 0, __ATOMIC_SEQ_CST,
+                                         __ATOMIC_RELAXED))
+            co = NULL;
+        __atomic_store_n(&w->bottom, b + 1, __ATOMIC_RELAXED);
+    }
+    return co;
+}
+
+/* Takes v's oldest entry; NULL if empty or lost to another taker. */
+static sp_co *dq_steal(sp__worker *v)
+{
+    int64_t t = __atomic_load_n(&v->top, __ATOMIC_SEQ_CST);
+    int64_t b = __atomic_load_n(&v->bottom, __ATOMIC_SEQ_CST);
+    if (t >= b)
+        return NULL;
+    sp_co *co = __atomic_load_n(&v->slot[t % SP__RING], __ATOMIC_RELAXED);
+    if (!__atomic_compare_exchange_n(&v->top, &t, t + 1, 0, __ATOMIC_SEQ_CST,
                                      __ATOMIC_RELAXED))
-        return 0; /* a thief took some: there may be room now */
-    batch[n] = co;
-    for (uint32_t i = 0; i < n; i++)
-        batch[i]->rq_next = batch[i + 1];
-    global_push(mn, batch[0], co, n + 1);
-    return 1;
+        return NULL;
+    return co;
 }
 
-static void ring_put(sp_sched *s, sp__worker *w, sp_co *co)
+static inline int dq_nonempty(sp__worker *v)
 {
-    for (;;) {
-        uint32_t h = ld(&w->head, __ATOMIC_ACQUIRE);
-        uint32_t t = w->tail;
-        if (t - h < SP__RING) {
-            __atomic_store_n(&w->slot[t % SP__RING], co, __ATOMIC_RELAXED);
-            __atomic_store_n(&w->tail, t + 1, __ATOMIC_RELEASE);
-            return;
-        }
-        if (ring_put_slow(w, s->mn, co, h, t))
-            return;
-    }
+    return __atomic_load_n(&v->bottom, __ATOMIC_RELAXED) >
+           __atomic_load_n(&v->top, __ATOMIC_RELAXED);
 }
 
-static sp_co *ring_pop(sp__worker *w)
-{
-    for (;;) {
-        uint32_t h = ld(&w->head, __ATOMIC_ACQUIRE);
-        if (h == w->tail)
-            return NULL;
-        sp_co *co = __atomic_load_n(&w->slot[h % SP__RING], __ATOMIC_RELAXED);
-        if (__atomic_compare_exchange_n(&w->head, &h, h + 1, 0, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_RELAXED))
-            return co;
-    }
-}
-
-/* Moves half of v's ring to w's; returns one of them to run, or NULL. */
+/* Moves v's oldest entry to w; one of them to run, or NULL. */
 static sp_co *steal_from(sp__worker *w, sp__worker *v)
 {
-    uint32_t t0 = w->tail, n;
-    for (;;) {
-        uint32_t h = ld(&v->head, __ATOMIC_ACQUIRE);
-        uint32_t t = ld(&v->tail, __ATOMIC_ACQUIRE);
-        n = t - h;
-        n -= n / 2;
-        if (n == 0)
-            return NULL;
-        if (n > SP__RING / 2)
-            continue; /* read head and tail at different times: again */
-        for (uint32_t i = 0; i < n; i++)
-            __atomic_store_n(&w->slot[(t0 + i) % SP__RING],
-                             __atomic_load_n(&v->slot[(h + i) % SP__RING], __ATOMIC_RELAXED),
-                             __ATOMIC_RELAXED);
-        if (__atomic_compare_exchange_n(&v->head, &h, h + n, 0, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_RELAXED))
-            break;
+    for (int tries = 0; tries < 4 && dq_nonempty(v); tries++) {
+        sp_co *co = dq_steal(v);
+        if (co) {
+            w->n_stolen++;
+            return co;
+        }
     }
-    w->n_stolen += n;
-    n--;
-    sp_co *co = __atomic_load_n(&w->slot[(t0 + n) % SP__RING], __ATOMIC_RELAXED);
-    if (n)
-        __atomic_store_n(&w->tail, t0 + n, __ATOMIC_RELEASE);
-    return co;
+    return NULL;
 }
 
 static inline uint32_t rnd(sp__worker *w)
@@ -283,7 +287,7 @@ static int work_visible(sp_sched *s)
         return 1;
     for (int i = 0; i < mn->n; i++) {
         sp__worker *v = mn->w[i];
-        if (v != s->w && ld(&v->tail, __ATOMIC_ACQUIRE) != ld(&v->head, __ATOMIC_ACQUIRE))
+        if (v != s->w && dq_nonempty(v))
             return 1;
     }
     return 0;
@@ -312,7 +316,7 @@ void sp__mn_ready(sp_sched *s, sp_co *co, int next)
             return;
         co = old;
     }
-    ring_put(s, w, co);
+    dq_push(s, w, co);
     wake_if_idle(s->mn, s->w);
 }
 
@@ -333,9 +337,13 @@ sp_co *sp__mn_next(sp_sched *s)
     }
     w->streak = 0;
     sp_co *c2;
+    /* The owner-only queue (coroutines woken by this worker's poller,
+     * pinned ones, those sent here) is FIFO and gets every other turn; the
+     * deque runs newest first, which keeps a tree of spawns depth first
+     * (few alive at once, their stacks warm). */
     if ((w->tick++ & 1) && s->rq_head)
         return sp__rq_pop(s);
-    if ((c2 = ring_pop(w)))
+    if ((c2 = dq_take(w)))
         return c2;
     if (s->rq_head)
         return sp__rq_pop(s);
@@ -349,16 +357,19 @@ void sp__mn_poll(sp_sched *s)
     sp__worker *w = s->w;
     /* The global queue now and then even when busy, so that coroutines
      * spawned from other threads do not wait for this worker to idle. */
-    if (ld(&s->mn->gq_n, __ATOMIC_RELAXED) && (++w->gticks % 4 == 0 || w->tail == w->head)) {
+    if (ld(&s->mn->gq_n, __ATOMIC_RELAXED) && (++w->gticks % 4 == 0 || !dq_nonempty(w))) {
         sp_co *co = global_take(s);
         if (co)
-            ring_put(s, w, co);
+            sp__mn_ready(s, co, 0);
     }
 }
 
-static void post_ring(sp_sched *s, void *co)
+/* Yields go to the global queue, oldest first, as Go's Gosched does: on
+ * the deque the yielder would be the newest entry and run again first. */
+static void post_global(sp_sched *s, void *co)
 {
-    sp__mn_ready(s, co, 0);
+    global_push(s->mn, co, co, 1);
+    wake_if_idle(s->mn, s->w);
 }
 
 void sp__mn_yield(sp_sched *s)
@@ -372,7 +383,7 @@ void sp__mn_yield(sp_sched *s)
     if (cur->flags & SP__F_PINNED)
         sp__rq_push(s, cur); /* owner-only: nobody takes it before it is saved */
     else
-        sp__set_post(s, post_ring, cur);
+        sp__set_post(s, post_global, cur);
     if (s->cfg.switch_mode == SP_SWITCH_STAR) {
         s->pending = next;
         next = s->sched_co;
@@ -456,7 +467,7 @@ static int spin_for_work(sp_sched *s)
             return 1;
         for (int v = 0; v < mn->n; v++) {
             sp__worker *o = mn->w[v];
-            if (o != s->w && ld(&o->tail, __ATOMIC_RELAXED) != ld(&o->head, __ATOMIC_RELAXED))
+            if (o != s->w && dq_nonempty(o))
                 return 1;
         }
     }
@@ -497,7 +508,7 @@ sp_co *sp__mn_find(sp_sched *s)
             __atomic_fetch_sub(&mn->nspinning, 1, __ATOMIC_SEQ_CST);
             if (co) {
                 /* More where that came from: let another worker look. */
-                if (w->tail != ld(&w->head, __ATOMIC_RELAXED))
+                if (dq_nonempty(w))
                     wake_if_idle(mn, w);
                 return co;
             }

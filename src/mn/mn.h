@@ -7,7 +7,7 @@
 
 #include "core/internal.h"
 
-/* A worker's ring: 256 as Go's, so a steal of half moves up to 128. */
+/* A worker's deque holds this many; more go to the global queue. */
 #define SP__RING 256
 /* runnext runs at most this many times in a row before the ring gets a
  * turn: two coroutines waking each other cannot starve the others. */
@@ -17,11 +17,12 @@
 #define SP__SPIN_ROUNDS 512
 
 typedef struct sp__worker {
-    /* Thieves read these and the slots: a line of their own, apart from
-     * the owner-only fields below. */
-    uint32_t head;                  /* atomic: consumers CAS it */
-    uint32_t tail;                  /* atomic: only the owner stores it */
-    char pad_[56];
+    /* The deque: thieves CAS top, the owner moves bottom; each on a line
+     * of its own, apart from the owner-only fields below. */
+    int64_t top;                    /* atomic */
+    char pad0_[56];
+    int64_t bottom;                 /* atomic */
+    char pad1_[56];
     sp_co *slot[SP__RING];          /* atomic (relaxed) */
     /* Owner only. */
     sp_co *runnext;
