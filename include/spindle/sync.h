@@ -5,11 +5,13 @@
  * Rules shared by every call here:
  *  - Waiting parks the calling coroutine, never the thread; a thread's root
  *    coroutine (plain code outside any spawned coroutine) parks the same way.
- *    Without contention a call is a few loads and stores: no system call, no
- *    allocation.  A channel wait takes one node (one per case for
- *    sp_select) from the channel's few spares or the thread's pool, never
- *    from malloc; the other primitives queue the coroutine object itself
- *    and never allocate.
+ *    Without contention a call is a few loads and stores (under M:N, and
+ *    the primitive's lock): no system call, no allocation.  A channel wait
+ *    takes one node (one per case for sp_select) from the channel's few
+ *    spares or the thread's pool, never from malloc; the other primitives
+ *    queue the coroutine object itself and never allocate, except under
+ *    M:N, where a wait takes one small node from the thread's pool too (so
+ *    it may also fail with ENOMEM).
  *  - Deadlines are absolute CLOCK_MONOTONIC nanoseconds; -1 means none.
  *    deadline == 0 means "do not wait": where the call would park it fails
  *    at once with EAGAIN instead (Go's `select { default: }`).  Any other
@@ -22,12 +24,14 @@
  *    send copies its value into a pooled node, a blocked receive is handed
  *    its value in such a node and copies it out once it runs again.  So the
  *    `elem` pointers may point at locals, shared stacks included.
- *  - THREADS: today all coroutines that use one primitive must run on the
- *    same thread.  A primitive belongs to the thread whose coroutine first
- *    uses it (not the one that made it; the *_init calls release it); a
- *    coroutine of another thread that touches it aborts the process with a
- *    message naming the misuse, rather than corrupting its wait lists.
- *    Cross-thread use comes with the M:N scheduler (issue #4).
+ *  - THREADS: a primitive serves the coroutines of one scheduler: one
+ *    thread's, or one M:N runtime's (sp_run with cfg.workers > 1), whose
+ *    coroutines may use it from any of its workers at once.  It belongs to
+ *    the scheduler or runtime whose coroutine first uses it (not the one
+ *    that made it; the *_init calls release it); a coroutine of another
+ *    thread or runtime that touches it aborts the process with a message
+ *    naming the misuse, rather than corrupting its wait lists.  With one
+ *    worker no call takes a lock or makes an atomic read-modify-write.
  *  - API misuse (unlocking a mutex one does not hold, a negative wait-group
  *    counter, freeing a channel that coroutines wait on) aborts with a
  *    message too.
@@ -44,10 +48,24 @@
 extern "C" {
 #endif
 
-/* Private: a FIFO of parked coroutines, linked through the coroutine
- * objects (a coroutine waits on one thing at a time). */
+/* Private: a FIFO of parked coroutines, and the lock that guards the whole
+ * primitive the queue belongs to under M:N (a futex word, the core's
+ * sp__lock; unused with one worker).  With one worker the FIFO links the
+ * coroutine objects themselves (a coroutine waits on one thing at a time);
+ * under M:N it links small pooled nodes (a coroutine whose wait a timeout
+ * ended leaves its node for a while, its own links being back in a run
+ * queue). */
+struct sp__syncw;
 typedef struct sp__syncq {
-    sp_co *head, *tail;
+    union {
+        sp_co *head;
+        struct sp__syncw *whead;
+    };
+    union {
+        sp_co *tail;
+        struct sp__syncw *wtail;
+    };
+    int lock;
 } sp__syncq;
 
 /* ---- Channels ------------------------------------------------------------ */
@@ -115,12 +133,12 @@ int sp_select(sp_select_case *cases, int n, int64_t deadline);
 /* ---- Mutex ---------------------------------------------------------------- */
 
 typedef struct sp_mutex {
-    void *bind;       /* private: the scheduler of the thread that uses it */
+    void *bind;       /* private: the scheduler (or M:N runtime) that uses it */
     sp_co *owner;     /* private */
     sp__syncq wait;   /* private */
 } sp_mutex;
 
-#define SP_MUTEX_INIT {NULL, NULL, {NULL, NULL}}
+#define SP_MUTEX_INIT {NULL, NULL, {{NULL}, {NULL}, 0}}
 
 /* Initialises m unlocked (as SP_MUTEX_INIT does); m must not be in use. */
 void sp_mutex_init(sp_mutex *m);
@@ -128,7 +146,7 @@ void sp_mutex_init(sp_mutex *m);
 /* Locks m, parking while another coroutine holds it.  Waiters get the lock
  * in the order they came (an unlock hands it straight to the first), so
  * none starves.  Returns 0, or -1 with errno EDEADLK (the caller holds it),
- * ETIMEDOUT, ECANCELED or EAGAIN (deadline 0).  May park. */
+ * ETIMEDOUT, ECANCELED, EAGAIN (deadline 0) or ENOMEM (M:N).  May park. */
 int sp_mutex_lock(sp_mutex *m, int64_t deadline);
 
 /* Locks m if nobody holds it.  Returns 0, or -1 with errno EBUSY (held,
@@ -146,7 +164,7 @@ typedef struct sp_cond {
     sp__syncq wait;   /* private */
 } sp_cond;
 
-#define SP_COND_INIT {NULL, {NULL, NULL}}
+#define SP_COND_INIT {NULL, {{NULL}, {NULL}, 0}}
 
 /* Initialises c with no waiters (as SP_COND_INIT does); c must not be in
  * use. */
@@ -154,10 +172,12 @@ void sp_cond_init(sp_cond *c);
 
 /* Unlocks m (which the caller must hold: else abort), parks until
  * sp_cond_signal/broadcast, the deadline or a cancel, and locks m again
- * before it returns, whatever the outcome.  Returns 0, or -1 with errno
- * ETIMEDOUT, ECANCELED or EAGAIN (deadline 0: m is not released).  There are
- * no spurious wake-ups, but another coroutine may change the state between
- * the signal and the relock: wait in a loop on the predicate.  Parks. */
+ * before it returns, whatever the outcome (a cancel does not interrupt that
+ * relock).  Returns 0, or -1 with errno ETIMEDOUT, ECANCELED, EAGAIN
+ * (deadline 0: m is not released) or ENOMEM (M:N: m is not released either).
+ * There are no spurious wake-ups, but another coroutine may change the state
+ * between the signal and the relock: wait in a loop on the predicate.
+ * Parks. */
 int sp_cond_wait(sp_cond *c, sp_mutex *m, int64_t deadline);
 
 /* Wakes the longest waiter / every waiter of c, if any.  Does not park. */
@@ -172,15 +192,15 @@ typedef struct sp_sem {
     sp__syncq wait;   /* private */
 } sp_sem;
 
-#define SP_SEM_INIT(n) {NULL, (n), {NULL, NULL}}
+#define SP_SEM_INIT(n) {NULL, (n), {{NULL}, {NULL}, 0}}
 
 /* Initialises sem with n units.  Returns 0, or -1 with errno EINVAL
  * (n < 0). */
 int sp_sem_init(sp_sem *sem, long n);
 
 /* Takes one unit, parking while there is none; waiters are served in the
- * order they came.  Returns 0, or -1 with errno ETIMEDOUT, ECANCELED or
- * EAGAIN (deadline 0).  May park. */
+ * order they came.  Returns 0, or -1 with errno ETIMEDOUT, ECANCELED,
+ * EAGAIN (deadline 0) or ENOMEM (M:N).  May park. */
 int sp_sem_acquire(sp_sem *sem, int64_t deadline);
 
 /* Gives one unit back: to the first waiter if there is one.  Returns 0, or
@@ -196,7 +216,7 @@ typedef struct sp_wg {
     sp__syncq wait;   /* private */
 } sp_wg;
 
-#define SP_WG_INIT {NULL, 0, {NULL, NULL}}
+#define SP_WG_INIT {NULL, 0, {{NULL}, {NULL}, 0}}
 
 /* Initialises wg with a counter of 0 (as SP_WG_INIT does); wg must not be
  * in use. */
@@ -210,7 +230,7 @@ void sp_wg_add(sp_wg *wg, long n);
 void sp_wg_done(sp_wg *wg);
 
 /* Parks until the counter is 0.  Returns 0, or -1 with errno ETIMEDOUT,
- * ECANCELED or EAGAIN (deadline 0).  May park. */
+ * ECANCELED, EAGAIN (deadline 0) or ENOMEM (M:N).  May park. */
 int sp_wg_wait(sp_wg *wg, int64_t deadline);
 
 #ifdef __cplusplus

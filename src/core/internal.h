@@ -61,7 +61,6 @@ enum {
     SP__F_SCHED = 1 << 6,     /* the scheduler's own context */
     SP__F_PINNED = 1 << 7,    /* M:N: never leaves the worker it is on */
     SP__F_TIMED = 1 << 8,     /* its wait has a deadline in its worker's heap */
-    SP__F_UNLINK = 1 << 9,    /* M:N: claimed by a cancel; its worker unlinks it */
     SP__F_UNBORN = 1 << 10,   /* sp_spawn_in: no stack yet; the worker that takes it makes one */
     SP__F_ENDED = 1 << 11,    /* returned or called sp_exit (DONE comes later under M:N) */
     SP__F_HEAP = 1 << 12,     /* the object is from malloc (sp_spawn_in), not a pool */
@@ -324,9 +323,11 @@ static inline int sp__claim(sp_co *co, int cancel)
 }
 
 /* Hands co to another thread's scheduler `home` (its inbox), which takes
- * it off its timer heap, unlinks it if SP__F_UNLINK is set, and runs it
- * there.  co is already claimed (READY).  Wakes home if it sleeps. */
-void sp__send_home(sp_sched *home, sp_co *co);
+ * it off its timer heap, calls its wait_unlink first if `unlink` (a cancel
+ * from another worker), and runs it there.  co is already claimed (READY)
+ * and may still be leaving its stack: the sender touches none of its
+ * fields the coroutine could be using.  Wakes home if it sleeps. */
+void sp__send_home(sp_sched *home, sp_co *co, int unlink);
 /* Moves the current coroutine to `to`, another worker's scheduler: it
  * parks and goes on there.  Returns the scheduler it then runs on. */
 sp_sched *sp__move(sp_sched *s, sp_sched *to);

@@ -229,7 +229,13 @@ sp_sched *sp__switch_to(sp_sched *s, sp_co *to)
 sp_sched *sp__switch_next(sp_sched *s)
 {
     sp_co *next = NULL;
-    maybe_poll(s);
+    /* Not while a post action is pending: the coroutine leaving may hold
+     * the lock of what it waits on until it is off its stack, and a poll
+     * can expire timers and drain the inbox, whose unlinks take such
+     * locks (two workers would take two of them in opposite orders).  The
+     * count goes on; the next switch without one polls. */
+    if (sp__likely(!s->post))
+        maybe_poll(s);
     if (s->cfg.switch_mode == SP_SWITCH_DIRECT)
         next = sp__likely(!s->mn) ? sp__rq_pop(s) : sp__mn_next(s);
     if (!next)

@@ -195,7 +195,7 @@ int sp__wake(sp_sched *s, sp_co *co, int err)
          * message's receiver should (Go's runnext). */
         sp__mn_ready(s, co, s->current != s->sched_co);
     } else if (co->flags & (SP__F_TIMED | SP__F_PINNED)) {
-        sp__send_home(home, co);
+        sp__send_home(home, co, 0);
     } else {
         co->wait_unlink = NULL;
         sp__mn_ready(s, co, 1);
@@ -276,13 +276,10 @@ int sp_cancel(sp_co *co)
         /* What it waits on may be another worker's (a descriptor): the
          * worker it parked on unlinks it. */
         co->wait_err = ECANCELED;
-        co->flags |= SP__F_UNLINK;
-        if (co->sched == s) {
-            co->flags &= ~SP__F_UNLINK;
+        if (co->sched == s)
             interrupt(s, co, ECANCELED);
-        } else {
-            sp__send_home(co->sched, co);
-        }
+        else
+            sp__send_home(co->sched, co, 1);
     }
     return 0;
 }

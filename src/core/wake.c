@@ -68,7 +68,7 @@ void sp__sched_kick(sp_sched *s)
     }
 }
 
-void sp__send_home(sp_sched *home, sp_co *co)
+void sp__send_home(sp_sched *home, sp_co *co, int unlink)
 {
     sp__lock_acquire(&home->inbox_lock);
     if (home->inbox_n == home->inbox_cap) {
@@ -80,7 +80,9 @@ void sp__send_home(sp_sched *home, sp_co *co)
         home->inbox = a;
         home->inbox_cap = cap;
     }
-    home->inbox[home->inbox_n] = co;
+    /* The low bit of the entry asks for the unlink: coroutine objects are
+     * 8-aligned, and the flags word is the coroutine's own. */
+    home->inbox[home->inbox_n] = (sp_co *)((uintptr_t)co | (unlink ? 1u : 0u));
     __atomic_store_n(&home->inbox_n, home->inbox_n + 1, __ATOMIC_RELEASE);
     sp__lock_release(&home->inbox_lock);
     sp__sched_kick(home);
@@ -99,12 +101,9 @@ int sp__inbox_drain(sp_sched *s)
         if (!k)
             return total;
         for (uint32_t i = 0; i < k; i++) {
-            sp_co *co = batch[i];
-            if (co->flags & SP__F_UNLINK) {
-                co->flags &= ~SP__F_UNLINK;
-                if (co->wait_unlink)
-                    co->wait_unlink(co);
-            }
+            sp_co *co = (sp_co *)((uintptr_t)batch[i] & ~(uintptr_t)1);
+            if (((uintptr_t)batch[i] & 1) && co->wait_unlink)
+                co->wait_unlink(co);
             if (co->heap_idx)
                 sp__theap_remove(&s->timers, co);
             co->wait_unlink = NULL;
@@ -120,7 +119,7 @@ int sp__inbox_drain(sp_sched *s)
 static void post_send_home(sp_sched *s, void *co)
 {
     (void)s;
-    sp__send_home(((sp_co *)co)->sched, co);
+    sp__send_home(((sp_co *)co)->sched, co, 0);
 }
 
 sp_sched *sp__move(sp_sched *s, sp_sched *to)
@@ -198,7 +197,7 @@ int sp_unpark(sp_co *co)
             co->wait_unlink = NULL;
             sp__ready(home, co);
         } else {
-            sp__send_home(home, co);
+            sp__send_home(home, co, 0);
         }
         return 0;
     }

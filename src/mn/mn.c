@@ -299,7 +299,7 @@ void sp__mn_ready(sp_sched *s, sp_co *co, int next)
 {
     sp__worker *w = s->w;
     if (sp__unlikely(co->flags & SP__F_PINNED) && co->sched != s) {
-        sp__send_home(co->sched, co);
+        sp__send_home(co->sched, co, 0);
         return;
     }
     if (sp__unlikely(co == s->current || (co->flags & (SP__F_PINNED | SP__F_FDWAIT)))) {
@@ -458,7 +458,7 @@ static void sleep_idle(sp_sched *s)
 static int spin_for_work(sp_sched *s)
 {
     sp__mn *mn = s->mn;
-    if (ld(&mn->nidle, __ATOMIC_RELAXED) + 1 >= (uint32_t)mn->n)
+    if (!mn->spin || ld(&mn->nidle, __ATOMIC_RELAXED) + 1 >= (uint32_t)mn->n)
         return 0; /* everyone else sleeps: nobody will make work */
     for (int i = 0; i < SP__SPIN_ROUNDS; i++) {
         for (int k = 0; k < 4; k++)
@@ -654,6 +654,9 @@ int sp__mn_run(const sp_config *cfg, int n, sp_co_fn main_fn, void *arg, void **
     if (!mn)
         return -ENOMEM;
     mn->n = n;
+    /* More workers than CPUs: a spinning worker would take its CPU from
+     * one with work. */
+    mn->spin = n <= sp__ncpus();
     mn->cfg = *cfg;
     if (mn->cfg.stack == SP_STACK_DEFAULT)
         mn->cfg.stack = SP_STACK_FIXED;

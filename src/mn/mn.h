@@ -40,6 +40,7 @@ typedef struct sp__worker {
 
 typedef struct sp__mn {
     int n;                          /* workers */
+    int spin;                       /* idle workers spin before sleeping */
     sp_config cfg;
     /* The global queue: overflow of full rings and sp_spawn_in. */
     sp__lock gq_lock;

@@ -1,7 +1,9 @@
 /* The counting semaphore: a count, and a FIFO of coroutines waiting for a
  * unit.  Waiters exist only while the count is 0, and a release with
  * waiters hands its unit straight to the first of them, so a newcomer never
- * overtakes a waiter. */
+ * overtakes a waiter.  Under M:N a waiter that timed out or was cancelled
+ * while the release popped it does not take the unit: the next one does, or
+ * the count. */
 #define _GNU_SOURCE
 #include "sync/sync_internal.h"
 
@@ -17,18 +19,27 @@ int sp_sem_init(sp_sem *sem, long n)
     sem->bind = NULL;
     sem->count = n;
     sem->wait.head = sem->wait.tail = NULL;
+    sem->wait.lock = 0;
     return 0;
 }
 
 int sp_sem_acquire(sp_sem *sem, int64_t deadline)
 {
     sp_sched *s = sp__sched();
-    sp__sync_bind(&sem->bind, s, "sp_sem_acquire", sem);
+    int one = sp__sync_bind(&sem->bind, s, "sp_sem_acquire", sem);
+    sp__lock *l = sp__sync_lk(one, &sem->wait);
     if (sp__likely(sem->count > 0)) {
         sem->count--;
+        sp__sync_unlk(l);
         return 0;
     }
-    int err = deadline == 0 ? EAGAIN : sp__syncq_wait(s, &sem->wait, deadline);
+    int err;
+    if (deadline == 0) {
+        sp__sync_unlk(l);
+        err = EAGAIN;
+    } else {
+        err = sp__syncq_wait(s, &sem->wait, deadline, l);
+    }
     if (err) {
         errno = err;
         return -1;
@@ -39,13 +50,19 @@ int sp_sem_acquire(sp_sem *sem, int64_t deadline)
 int sp_sem_release(sp_sem *sem)
 {
     sp_sched *s = sp__sched();
-    sp__sync_bind(&sem->bind, s, "sp_sem_release", sem);
-    if (sp__syncq_wake_one(s, &sem->wait))
-        return 0;
-    if (sem->count == LONG_MAX) {
-        errno = EOVERFLOW;
+    int one = sp__sync_bind(&sem->bind, s, "sp_sem_release", sem);
+    sp__lock *l = sp__sync_lk(one, &sem->wait);
+    int err = 0;
+    if (!sp__syncq_wake_one(s, &sem->wait, l)) {
+        if (sem->count == LONG_MAX)
+            err = EOVERFLOW;
+        else
+            sem->count++;
+    }
+    sp__sync_unlk(l);
+    if (err) {
+        errno = err;
         return -1;
     }
-    sem->count++;
     return 0;
 }

@@ -3,11 +3,25 @@
  * group share, and the channel object with its waiter nodes (chan.c,
  * select.c).
  *
- * Every wait goes through sp__wait() with co->wait_unlink set, every wake
- * through sp__wake(), and each primitive keeps all of its state (counters,
- * buffer, wait lists) in one struct: so the M:N step can guard each
- * operation with the primitive's own lock and make only the wake cross
- * threads. */
+ * Every wait goes through sp__wait_lk(), every wake through sp__wake(), and
+ * each primitive keeps all of its state (counters, buffer, wait lists) in
+ * one struct guarded by one lock.
+ *
+ * M:N (s->mn != NULL): every operation holds the primitive's lock around
+ * its state.  A waiter queues a node and parks holding the lock, and the
+ * core releases it once the waiter is off its stack, so a waker that takes
+ * the lock never finds a waiter that is not yet parked.  A waker pops a
+ * node and wakes its coroutine; sp__wake says 0 when a timeout or sp_cancel
+ * claimed that coroutine first, and the waker treats the node as stale and
+ * takes the next one.  A timeout or a cancel leaves the node where it is
+ * (wait_unlink is NULL): the coroutine takes its own node off, under the
+ * lock, once it runs again.  A wait_unlink may not take a lock: the core
+ * runs it while the switch of another coroutine of the same thread may
+ * hold the lock of another primitive (its timers and inbox are looked at
+ * between a park and the switch), and two such threads would deadlock.
+ *
+ * With one worker (s->mn == NULL) none of this runs: no lock, no atomic
+ * read-modify-write, the same code as before the M:N scheduler. */
 #ifndef SP_SYNC_INTERNAL_H
 #define SP_SYNC_INTERNAL_H
 
@@ -18,18 +32,55 @@
 #include "core/internal.h"
 
 /* ---- the thread binding ----
- * A primitive's wait lists hold coroutines of one scheduler, and nothing
- * guards them against another thread: the first scheduler to use a
- * primitive claims it, and any other aborts.  The claim is atomic so that
- * two threads racing to be first cannot both win. */
+ * A primitive's wait lists hold coroutines of one scheduler: the first
+ * scheduler to use a primitive claims it, and any other aborts.  Under M:N
+ * the claim is the runtime's (s->mn), so that every worker of it may use
+ * the primitive, and a thread of another runtime still aborts.  The claim
+ * is atomic so that two threads racing to be first cannot both win. */
 
-void sp__sync_bind_slow(void **bind, sp_sched *s, const char *op, const void *obj)
+int sp__sync_bind_slow(void **bind, sp_sched *s, const char *op, const void *obj)
     __attribute__((cold));
 
-static inline void sp__sync_bind(void **bind, sp_sched *s, const char *op, const void *obj)
+/* Checks that the caller's scheduler s may use the primitive whose binding
+ * is *bind (claiming it on first use), and aborts naming op if not.
+ * Returns 1 with one worker, 0 under M:N: the one-worker answer is the
+ * compare the check makes anyway, so its hot path reads nothing more. */
+static inline int sp__sync_bind(void **bind, sp_sched *s, const char *op, const void *obj)
 {
-    if (sp__unlikely(__atomic_load_n(bind, __ATOMIC_RELAXED) != (void *)s))
-        sp__sync_bind_slow(bind, s, op, obj);
+    void *b = __atomic_load_n(bind, __ATOMIC_RELAXED);
+    if (sp__likely(b == (void *)s))
+        return 1;
+    if (b != NULL && b == (void *)s->mn)
+        return 0;
+    return sp__sync_bind_slow(bind, s, op, obj);
+}
+
+/* ---- the primitive's lock (M:N) ---- */
+
+_Static_assert(sizeof(sp__lock) == sizeof(int) && _Alignof(sp__lock) == _Alignof(int),
+               "sp__syncq.lock is an sp__lock in an int's clothes");
+
+static inline sp__lock *sp__syncq_lock(sp__syncq *q)
+{
+    return (sp__lock *)(void *)&q->lock;
+}
+
+/* Under M:N (one == 0, what sp__sync_bind said) takes the lock of the
+ * primitive q belongs to and returns it; with one worker, NULL.
+ * sp__sync_unlk(NULL) does nothing. */
+static inline sp__lock *sp__sync_lk(int one, sp__syncq *q)
+{
+    if (sp__likely(one))
+        return NULL;
+    sp__lock *l = sp__syncq_lock(q);
+    sp__lock_acquire(l);
+    return l;
+}
+
+static inline void sp__sync_unlk(sp__lock *l)
+{
+    if (l)
+        sp__lock_release(l);
 }
 
 /* ---- a FIFO of parked coroutines, through their run-queue links ----
@@ -67,16 +118,61 @@ static inline sp_co *sp__syncq_pop(sp__syncq *q)
     return co;
 }
 
-/* Parks the current coroutine at the tail of q until sp__wake (0), the
- * deadline or a cancel; returns sp__wait's result (0 or a positive errno),
- * unlinked from q in every case. */
-int sp__syncq_wait(sp_sched *s, sp__syncq *q, int64_t deadline);
-/* The same for a coroutine its caller has already pushed onto q. */
-int sp__syncq_park(sp_sched *s, sp__syncq *q, int64_t deadline);
+/* ---- the same FIFO under M:N, through nodes ----
+ * A node is the place of one wait of one coroutine in one queue, from the
+ * thread's pool.  Whoever ends the wait frees it: the waker that won the
+ * coroutine (sp__wake said 1), or else the coroutine itself, which may
+ * find it still queued (its timeout or cancel won) or already popped by a
+ * waker that lost to them. */
+typedef struct sp__syncw {
+    struct sp__syncw *next, *prev;
+    sp_co *co;
+    uint8_t linked;
+} sp__syncw;
 
-/* Wakes the first coroutine of q with 0 and returns it (NULL: q empty). */
-static inline sp_co *sp__syncq_wake_one(sp_sched *s, sp__syncq *q)
+sp__syncw *sp__syncq_enq_mn(sp_sched *s, sp__syncq *q);
+int sp__syncq_park_mn(sp_sched *s, sp__syncq *q, sp__syncw *w, int64_t deadline,
+                      sp__lock *l);
+sp_co *sp__syncq_wake_one_mn(sp_sched *s, sp__syncq *q);
+
+/* ---- the FIFO's calls, for both ---- */
+
+/* Queues the current coroutine at the tail of q, holding l (sp__sync_lk:
+ * NULL with one worker).  Returns its place, for sp__syncq_park, or NULL
+ * (M:N only: ENOMEM, l still held). */
+static inline void *sp__syncq_enq(sp_sched *s, sp__syncq *q, sp__lock *l)
 {
+    if (sp__likely(!l)) {
+        sp__syncq_push(q, s->current);
+        return s->current;
+    }
+    return sp__syncq_enq_mn(s, q);
+}
+
+/* Parks the current coroutine, queued on q at `place` holding l, until
+ * sp__wake (0), the deadline or a cancel; returns sp__wait_lk's result (0
+ * or a positive errno), out of q in every case, with l released. */
+int sp__syncq_park(sp_sched *s, sp__syncq *q, void *place, int64_t deadline, sp__lock *l);
+
+/* Both: queues and parks.  Releases l in every case; ENOMEM (M:N only)
+ * when there was no memory for the node. */
+static inline int sp__syncq_wait(sp_sched *s, sp__syncq *q, int64_t deadline, sp__lock *l)
+{
+    void *place = sp__syncq_enq(s, q, l);
+    if (sp__unlikely(!place)) {
+        sp__sync_unlk(l);
+        return ENOMEM;
+    }
+    return sp__syncq_park(s, q, place, deadline, l);
+}
+
+/* Wakes the first coroutine of q with 0 and returns it (NULL: q empty).
+ * Under M:N (l, q's lock, held) skips stale nodes, whose coroutines a
+ * timeout or a cancel claimed first: the wake goes to the next one. */
+static inline sp_co *sp__syncq_wake_one(sp_sched *s, sp__syncq *q, sp__lock *l)
+{
+    if (sp__unlikely(l != NULL))
+        return sp__syncq_wake_one_mn(s, q);
     sp_co *co = sp__syncq_pop(q);
     if (co)
         sp__wake(s, co, 0);
@@ -114,6 +210,7 @@ typedef struct sp__chq {
 
 struct sp_chan {
     void *bind;            /* the thread binding (first member) */
+    sp__lock lock;         /* M:N: guards everything below */
     sp__chq q[2];          /* parked receivers, parked senders: FIFO */
     unsigned char *ring;   /* cap slots of elem_size bytes, after the struct */
     size_t elem_size, cap;
@@ -184,8 +281,10 @@ static inline void sp__chw_remove(sp__chw *w)
     w->linked = 0;
 }
 
-/* wait_unlink for channel waits: takes every node of co's wait (co->wait_obj
- * and its siblings) off its queue.  The owner releases them once it runs. */
+/* wait_unlink for channel waits with one worker: takes every node of co's
+ * wait (co->wait_obj and its siblings) that is still queued off its queue.
+ * The owner releases them once it runs.  (Under M:N the owner takes them
+ * off itself.) */
 void sp__chw_unlink(sp_co *co);
 
 /* Gives the nodes of a finished wait back to their channels (or the pool).
@@ -216,6 +315,26 @@ static inline void sp__elem_copy(void *dst, const void *src, size_t n)
     else if (n)
         __builtin_memcpy(dst, src, n);
 }
+
+/* M:N, w->ch's lock held: gives w back to its channel's spares or to s's
+ * pool.  Returns 1 when that was the last node out of a channel that
+ * sp_chan_free has released: the caller destroys it once it has released
+ * the lock (sp__chan_destroy). */
+static inline int sp__chw_put(sp_sched *s, sp__chw *w)
+{
+    sp_chan *ch = w->ch;
+    if (ch->nspare < SP__CHAN_SPARES) {
+        w->next = ch->spare;
+        ch->spare = w;
+        ch->nspare++;
+    } else {
+        sp__mem_free(&s->mem, w, ch->node_cap);
+    }
+    return --ch->out == 0 && ch->freed;
+}
+
+/* Frees ch and its spare nodes into s's pool. */
+void sp__chan_destroy(sp_sched *s, sp_chan *ch);
 
 /* Ends w's wait: w is the case that proceeded (with err 0 or EPIPE); the
  * other cases of the same select leave their queues now, so that no other
@@ -298,5 +417,69 @@ static inline int sp__chan_try_recv(sp_sched *s, sp_chan *ch, void *elem)
     }
     return ch->closed ? EPIPE : EAGAIN;
 }
+
+/* ---- the same under M:N (ch->lock held) ----
+ * A node at the head of a queue may be stale: its coroutine was claimed
+ * meanwhile by a timeout, a cancel, or another case of its select (whose
+ * other nodes stay queued until their owner runs and removes them).  So
+ * each pops the head and wakes it; when sp__wake says 0 the node is
+ * dropped (its value is not taken or given) and the next one is tried.
+ * A winner's node is written (value, `fired`) after the wake, still under
+ * the lock: its owner reads it only under the same lock. */
+
+/* Takes the first waiter of ch's queue dir whose wait this call ends
+ * with err (0 or EPIPE); NULL when none is left. */
+static inline sp__chw *sp__chan_claim(sp_sched *s, sp_chan *ch, int dir, int err)
+{
+    sp__chw *w;
+    while ((w = ch->q[dir].head) != NULL) {
+        sp__chw_remove(w);
+        if (sp__wake(s, w->co, err)) {
+            w->fired = 1;
+            break;
+        }
+    }
+    return w;
+}
+
+static inline int sp__chan_try_send_mn(sp_sched *s, sp_chan *ch, const void *elem)
+{
+    if (ch->closed)
+        return EPIPE;
+    sp__chw *r = sp__chan_claim(s, ch, SP__CHQ_RECV, 0);
+    if (r) {
+        sp__elem_copy(r->elem, elem, ch->elem_size);
+        return 0;
+    }
+    if (ch->len < ch->cap) {
+        sp__ring_put(ch, elem);
+        return 0;
+    }
+    return EAGAIN;
+}
+
+static inline int sp__chan_try_recv_mn(sp_sched *s, sp_chan *ch, void *elem)
+{
+    if (ch->len) {
+        sp__ring_take(ch, elem);
+        /* A slot just freed up: the longest-waiting sender's value takes
+         * it, behind every older value. */
+        sp__chw *w = sp__chan_claim(s, ch, SP__CHQ_SEND, 0);
+        if (w)
+            sp__ring_put(ch, w->elem);
+        return 0;
+    }
+    sp__chw *w = sp__chan_claim(s, ch, SP__CHQ_SEND, 0);
+    if (w) {
+        if (elem)
+            sp__elem_copy(elem, w->elem, ch->elem_size);
+        return 0;
+    }
+    return ch->closed ? EPIPE : EAGAIN;
+}
+
+/* M:N select's post action (select.c): releases the locks of the channels
+ * of a parked select, given its node chain (in lock order). */
+void sp__chw_post_unlock(sp_sched *s, void *chain);
 
 #endif

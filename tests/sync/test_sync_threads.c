@@ -1,7 +1,7 @@
 /* Threads: each thread's scheduler runs its own primitives independently;
  * a primitive belongs to the thread that first used it, and a coroutine of
  * another thread touching it aborts with a message naming the misuse
- * (cross-thread use waits for the M:N scheduler). */
+ * (the workers of one M:N runtime share a primitive: test_mn_bind.c). */
 #include "sync_test.h"
 
 #include <pthread.h>
