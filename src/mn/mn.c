@@ -68,7 +68,8 @@ static inline uint32_t ld(const uint32_t *p, int mo) { return __atomic_load_n(p,
 
 static void wake_one(sp__mn *mn, sp__worker *me)
 {
-    me->n_wakes++;
+    if (me)
+        me->n_wakes++;
     sp__lock_acquire(&mn->idle_lock);
     sp__worker *w = mn->idle_list;
     if (w) {
@@ -393,7 +394,8 @@ void sp__mn_yield(sp_sched *s)
 
 void sp__mn_spawned(sp_sched *s, sp_co *co)
 {
-    __atomic_fetch_add(&s->mn->live, 1, __ATOMIC_RELAXED);
+    sp__worker *w = s->w;
+    __atomic_store_n(&w->live, w->live + 1, __ATOMIC_RELAXED);
     if (co->state == SP__CO_SUSPENDED)
         return;
     sp__set_state(co, SP__CO_READY);
@@ -429,8 +431,11 @@ void sp__mn_ended(sp_sched *s, sp_co *co)
         sp__co_free_object(s, co);
     else if (joiner)
         sp__wake(s, joiner, 0);
-    if (__atomic_sub_fetch(&mn->live, 1, __ATOMIC_ACQ_REL) == 0)
-        finish(mn);
+    /* The runtime ends once every worker is idle and the counts sum to
+     * zero (sleep_idle). */
+    sp__worker *w = s->w;
+    __atomic_store_n(&w->live, w->live - 1, __ATOMIC_RELAXED);
+    (void)mn;
 }
 
 static void sleep_idle(sp_sched *s)
@@ -442,8 +447,21 @@ static void sleep_idle(sp_sched *s)
     w->idle_next = mn->idle_list;
     mn->idle_list = w;
     __atomic_fetch_add(&mn->nidle, 1, __ATOMIC_SEQ_CST);
+    int over = 0;
+    if (mn->nidle == (uint32_t)mn->n) {
+        /* Everyone idle: nothing runs, so no count changes under us. */
+        int64_t live = mn->live_foreign;
+        for (int i = 0; i < mn->n; i++)
+            live += __atomic_load_n(&mn->w[i]->live, __ATOMIC_RELAXED);
+        if (live == 0) {
+            over = 1;
+            __atomic_store_n(&mn->done, 1, __ATOMIC_SEQ_CST);
+        }
+    }
     sp__lock_release(&mn->idle_lock);
-    if (!work_visible(s)) {
+    if (over)
+        finish(mn);
+    else if (!work_visible(s)) {
         w->n_sleeps++;
         sp_co *t = sp__theap_min(&s->timers);
         sp__sched_sleep(s, t ? t->deadline : -1);
@@ -574,19 +592,19 @@ static sp_co *spawn_foreign(sp__mn *mn, sp_co_fn fn, void *arg, const sp_co_attr
     co->stack.size = (uint32_t)(attr->stack_size ? attr->stack_size : mn->cfg.stack_size);
     co->sched = NULL; /* set by the worker that takes it (birth) */
     co->id = __atomic_add_fetch(&mn->foreign_id, (uint64_t)mn->n + 1, __ATOMIC_RELAXED);
-    uint64_t v = __atomic_load_n(&mn->live, __ATOMIC_RELAXED);
-    do {
-        if (v == 0 && __atomic_load_n(&mn->started, __ATOMIC_ACQUIRE)) {
-            free(co);
-            errno = ESRCH; /* every coroutine ended: the runtime is over */
-            return NULL;
-        }
-    } while (!__atomic_compare_exchange_n(&mn->live, &v, v + 1, 1, __ATOMIC_ACQ_REL,
-                                          __ATOMIC_RELAXED));
+    sp__lock_acquire(&mn->idle_lock);
+    int over = __atomic_load_n(&mn->done, __ATOMIC_ACQUIRE);
+    if (!over)
+        mn->live_foreign++;
+    sp__lock_release(&mn->idle_lock);
+    if (over) {
+        free(co);
+        errno = ESRCH; /* every coroutine ended: the runtime is over */
+        return NULL;
+    }
     sp__set_state(co, SP__CO_READY);
     global_push(mn, co, co, 1);
-    sp__worker dummy = {0}; /* this thread is no worker: its count is dropped */
-    wake_if_idle(mn, &dummy);
+    wake_if_idle(mn, NULL);
     return co;
 }
 
@@ -694,7 +712,6 @@ int sp__mn_run(const sp_config *cfg, int n, sp_co_fn main_fn, void *arg, void **
         rc = -errno;
         goto out;
     }
-    __atomic_store_n(&mn->started, 1, __ATOMIC_RELEASE);
     for (; started < n; started++) {
         if (pthread_create(&mn->w[started]->thread, NULL, worker_main, mn->w[started]) != 0) {
             if (started == 0) {

@@ -27,6 +27,7 @@ typedef struct sp__worker {
     /* Owner only. */
     sp_co *runnext;
     uint32_t streak, tick, gticks, rng;
+    int64_t live;                   /* atomic: written by the owner only */
     int index;
     struct sp__mn *mn;
     sp_sched *s;                    /* atomic: set once the thread runs */
@@ -51,9 +52,12 @@ typedef struct sp__mn {
     sp__worker *idle_list;
     uint32_t nidle;                 /* atomic */
     uint32_t nspinning;             /* atomic: workers looking for work to steal */
-    uint64_t live;                  /* atomic: coroutines not yet ended */
+    /* Coroutines not yet ended: each worker counts what it spawned less
+     * what ended on it (sp__worker.live, no shared line to bounce), this
+     * what other threads spawned (under idle_lock); the sum is exact once
+     * every worker is idle, which is when it is read. */
+    int64_t live_foreign;
     uint64_t foreign_id;            /* atomic */
-    int started;                    /* atomic: main is queued (live 0 = over) */
     int nthreads;                   /* atomic: worker threads created so far */
     int threads_done;               /* atomic: sp_run created all it could */
     uint32_t done;                  /* atomic */
