@@ -170,16 +170,6 @@ void sp_exit(void *result)
     sp__co_finish(sp__sched(), result);
 }
 
-void sp__set_resumed(sp_sched *s, sp_co *co, int on)
-{
-    sp__lock *l = s->mn ? sp__co_lock(co) : NULL;
-    if (l)
-        sp__lock_acquire(l);
-    co->resumed = (uint8_t)on;
-    if (l)
-        sp__lock_release(l);
-}
-
 /* Under M:N the joiner and the coroutine's end meet under the
  * coroutine's stripe lock (sp__co_lock); on one thread nothing races. */
 static inline sp__lock *join_lock(sp_sched *s, sp_co *co)
@@ -195,6 +185,13 @@ static inline void join_unlock(sp__lock *l)
 {
     if (l)
         sp__lock_release(l);
+}
+
+void sp__set_resumed(sp_sched *s, sp_co *co, int on)
+{
+    sp__lock *l = join_lock(s, co);
+    co->resumed = (uint8_t)on;
+    join_unlock(l);
 }
 
 static void join_unlink(sp_co *joiner)

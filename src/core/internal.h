@@ -385,6 +385,10 @@ static inline int sp__wait(sp_sched *s, int64_t deadline)
  * other than co's, the caller must hold (or have held, after co linked
  * itself) the lock co parked under. */
 int sp__wake(sp_sched *s, sp_co *co, int err);
+/* The rest of a wake once the caller owns the end of co's wait (one
+ * thread, or its sp__claim won), on co's own thread: off the timer heap,
+ * err recorded, ready. */
+void sp__wake_claimed(sp_sched *s, sp_co *co, int err);
 /* Readies every coroutine whose deadline has passed; returns how many. */
 int sp__timers_expire(sp_sched *s, int64_t now);
 /* Looks at I/O and timers without blocking: called between switches so busy

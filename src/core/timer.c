@@ -167,8 +167,7 @@ canceled:
     return ECANCELED;
 }
 
-/* co is claimed and ends its wait with err, on this thread. */
-static inline void wake_here(sp_sched *s, sp_co *co, int err)
+void sp__wake_claimed(sp_sched *s, sp_co *co, int err)
 {
     if (co->heap_idx)
         sp__theap_remove(&s->timers, co);
@@ -180,7 +179,7 @@ static inline void wake_here(sp_sched *s, sp_co *co, int err)
 int sp__wake(sp_sched *s, sp_co *co, int err)
 {
     if (sp__likely(!s->mn)) {
-        wake_here(s, co, err);
+        sp__wake_claimed(s, co, err);
         return 1;
     }
     if (!sp__claim(co, 0))
@@ -209,7 +208,7 @@ static void interrupt(sp_sched *s, sp_co *co, int err)
 {
     if (co->wait_unlink)
         co->wait_unlink(co);
-    wake_here(s, co, err);
+    sp__wake_claimed(s, co, err);
 }
 
 int sp__timers_expire(sp_sched *s, int64_t now)

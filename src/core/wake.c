@@ -191,14 +191,10 @@ int sp_unpark(sp_co *co)
         sp__lock_release(l);
         co->wait_err = 0;
         sp_sched *home = co->sched;
-        if (sp__tls_sched == home) {
-            if (co->heap_idx)
-                sp__theap_remove(&home->timers, co);
-            co->wait_unlink = NULL;
-            sp__ready(home, co);
-        } else {
+        if (sp__tls_sched == home)
+            sp__wake_claimed(home, co, 0);
+        else
             sp__send_home(home, co, 0);
-        }
         return 0;
     }
     co->unpark = 1;

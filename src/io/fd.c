@@ -221,24 +221,27 @@ int sp__fd_nonblock(sp_sched *s, int fd)
 #define OWNER_NB 1u
 #define OWNER_STREAM 2u
 
-/* This worker's table entry for fd, made fresh for a descriptor it now
- * owns: what an earlier owner period left there is stale. */
-static void take_over(sp_sched *s, int fd, uint32_t hints)
+/* Forgets what this thread's table knew of fd's number, for a descriptor
+ * it has not seen: fresh from socket/accept, closed, or newly this
+ * worker's.  drop: first take the number out of the poller, where an
+ * earlier period of this worker left it (the kernel drops the epoll
+ * registration of a closed descriptor by itself). */
+static void fd_forget(sp_sched *s, int fd, int nonblock, int stream, int drop)
 {
     sp__io *io = sp__io_get(s);
     sp__fdstate *st = io ? sp__fd(io, fd) : NULL;
     if (!st)
         return;
-    if (st->registered)
+    if (drop && st->registered)
         io->poller.ops->del(&io->poller, fd);
     st->registered = 0;
     st->interest = 0;
     st->gen++;
-    st->nonblock = (hints & OWNER_NB) != 0;
-    st->stream = (hints & OWNER_STREAM) != 0;
-    st->short_means_drained = (uint8_t)(st->stream && io->poller.ops == &sp__epoll_ops);
+    st->nonblock = (uint8_t)nonblock;
+    st->stream = (uint8_t)stream;
+    st->short_means_drained = (uint8_t)(stream && io->poller.ops == &sp__epoll_ops);
     st->hup = 0;
-    st->ready = SP__EV_IN | SP__EV_OUT;
+    st->ready = SP__EV_IN | SP__EV_OUT; /* unknown: try first */
 }
 
 int sp__fd_home(sp_sched **sp, int fd)
@@ -258,7 +261,7 @@ int sp__fd_home(sp_sched **sp, int fd)
             break;
         if (__atomic_compare_exchange_n(slot, &v, me << OWNER_SHIFT | (v & 0xff), 0,
                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-            take_over(s, fd, v & 0xff);
+            fd_forget(s, fd, (v & OWNER_NB) != 0, (v & OWNER_STREAM) != 0, 1);
             return 0;
         }
     }
@@ -280,20 +283,7 @@ void sp__fd_fresh(sp_sched *s, int fd, int nonblock, int stream)
                              __ATOMIC_RELEASE);
         return;
     }
-    sp__io *io = sp__io_get(s);
-    sp__fdstate *st = io ? sp__fd(io, fd) : NULL;
-    if (!st)
-        return;
-    /* The kernel dropped any epoll registration of a closed descriptor;
-     * what the table remembers of its number is stale. */
-    st->registered = 0;
-    st->interest = 0;
-    st->gen++;
-    st->nonblock = (uint8_t)nonblock;
-    st->stream = (uint8_t)stream;
-    st->short_means_drained = (uint8_t)(stream && io->poller.ops == &sp__epoll_ops);
-    st->hup = 0;
-    st->ready = SP__EV_IN | SP__EV_OUT; /* unknown: try first */
+    fd_forget(s, fd, nonblock, stream, 0);
 }
 
 /* Registers fd with the poller on its first wait (edge-triggered: once,
@@ -438,16 +428,7 @@ int sp_close(int fd)
         sp__fdstate *st = &io->fds[fd];
         wake_list(s, &st->wl[0], EBADF);
         wake_list(s, &st->wl[1], EBADF);
-        if (st->registered)
-            io->poller.ops->del(&io->poller, fd);
-        st->registered = 0;
-        st->interest = 0;
-        st->nonblock = 0;
-        st->short_means_drained = 0;
-        st->stream = 0;
-        st->hup = 0;
-        st->ready = SP__EV_IN | SP__EV_OUT;
-        st->gen++;
+        fd_forget(s, fd, 0, 0, 1);
     }
     return close(fd);
 }

@@ -236,15 +236,13 @@ static inline int dq_nonempty(sp__worker *v)
            __atomic_load_n(&v->top, __ATOMIC_RELAXED);
 }
 
-/* Moves v's oldest entry to w; one of them to run, or NULL. */
-static sp_co *steal_from(sp__worker *w, sp__worker *v)
+/* v's oldest entry, with a few tries against other takers; NULL if none. */
+static sp_co *steal_from(sp__worker *v)
 {
     for (int tries = 0; tries < 4 && dq_nonempty(v); tries++) {
         sp_co *co = dq_steal(v);
-        if (co) {
-            w->n_stolen++;
+        if (co)
             return co;
-        }
     }
     return NULL;
 }
@@ -269,7 +267,7 @@ static sp_co *steal_any(sp_sched *s)
             sp__worker *v = mn->w[(start + i) % n];
             if (v == w)
                 continue;
-            sp_co *co = steal_from(w, v);
+            sp_co *co = steal_from(v);
             if (co) {
                 w->n_steals++;
                 return co;
@@ -481,13 +479,8 @@ static int spin_for_work(sp_sched *s)
     for (int i = 0; i < SP__SPIN_ROUNDS; i++) {
         for (int k = 0; k < 4; k++)
             __builtin_ia32_pause();
-        if (ld(&s->inbox_n, __ATOMIC_RELAXED) || ld(&mn->gq_n, __ATOMIC_RELAXED))
+        if (work_visible(s))
             return 1;
-        for (int v = 0; v < mn->n; v++) {
-            sp__worker *o = mn->w[v];
-            if (o != s->w && dq_nonempty(o))
-                return 1;
-        }
     }
     return 0;
 }
@@ -737,10 +730,10 @@ int sp__mn_run(const sp_config *cfg, int n, sp_co_fn main_fn, void *arg, void **
         for (int i = 0; i < started; i++) {
             sp__worker *w = mn->w[i];
             fprintf(stderr,
-                    "spindle: worker %d: %llu steals (%llu coroutines), %llu from the global "
-                    "queue, %llu sleeps, %llu wakes sent\n",
-                    i, (unsigned long long)w->n_steals, (unsigned long long)w->n_stolen,
-                    (unsigned long long)w->n_global, (unsigned long long)w->n_sleeps,
+                    "spindle: worker %d: %llu steals, %llu from the global queue, %llu "
+                    "sleeps, %llu wakes sent\n",
+                    i, (unsigned long long)w->n_steals, (unsigned long long)w->n_global,
+                    (unsigned long long)w->n_sleeps,
                     (unsigned long long)w->n_wakes);
         }
 out:

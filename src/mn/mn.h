@@ -36,7 +36,7 @@ typedef struct sp__worker {
     struct sp__worker *idle_next;
     pthread_t thread;
     /* Counters for SPINDLE_MN_STATS=1 (owner only; printed by sp_run). */
-    uint64_t n_steals, n_stolen, n_global, n_sleeps, n_wakes;
+    uint64_t n_steals, n_global, n_sleeps, n_wakes;
 } sp__worker;
 
 typedef struct sp__mn {
