@@ -28,3 +28,11 @@ int sp_test_child(void (*fn)(void *), void *arg, int *status, char *err, size_t 
     waitpid(pid, status, 0);
     return 0;
 }
+
+int sp_test_run_workers(sp_co_fn fn, void *arg, void **result, int workers)
+{
+    sp_config cfg;
+    sp_config_init(&cfg);
+    cfg.workers = workers;
+    return sp_run(&cfg, fn, arg, result);
+}

@@ -7,23 +7,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SLOW 1
-#endif
-#endif
-#ifndef SLOW
-#define SLOW 0
-#endif
-
-static int run_workers(sp_co_fn fn, void *arg, void **result, int workers)
-{
-    sp_config cfg;
-    sp_config_init(&cfg);
-    cfg.workers = workers;
-    return sp_run(&cfg, fn, arg, result);
-}
-
 /* ---- echo over many socket pairs ---- */
 
 static void *echo_server(void *arg)
@@ -43,7 +26,7 @@ static void *echo_client(void *arg)
     int fd = (int)PI(arg);
     char out[3000], in[3000];
     unsigned seed = (unsigned)fd;
-    for (int round = 0; round < (SLOW ? 8 : 40); round++) {
+    for (int round = 0; round < (SP_TEST_TSAN ? 8 : 40); round++) {
         size_t len = 1 + (size_t)(rand_r(&seed) % sizeof out);
         for (size_t i = 0; i < len; i++)
             out[i] = (char)(round * 31 + (int)i + fd);
@@ -90,7 +73,7 @@ static void test_echo_across_workers(void **state)
     (void)state;
     for (int w = 2; w <= 4; w += 2) {
         void *r = IP(-1);
-        assert_int_equal(run_workers(main_echo, IP(SLOW ? 40 : 200), &r, w), 0);
+        assert_int_equal(sp_test_run_workers(main_echo, IP(SP_TEST_TSAN ? 40 : 200), &r, w), 0);
         assert_int_equal(PI(r), 0);
     }
 }
@@ -142,7 +125,7 @@ static void test_close_from_another_coroutine_wakes_reader(void **state)
 {
     (void)state;
     void *r = NULL;
-    assert_int_equal(run_workers(main_close_wakes, NULL, &r, 2), 0);
+    assert_int_equal(sp_test_run_workers(main_close_wakes, NULL, &r, 2), 0);
     assert_int_equal(PI(r), 1);
 }
 
@@ -188,7 +171,7 @@ static void test_cancel_and_deadline_of_reads(void **state)
 {
     (void)state;
     void *r = NULL;
-    assert_int_equal(run_workers(main_cancel_reader, NULL, &r, 2), 0);
+    assert_int_equal(sp_test_run_workers(main_cancel_reader, NULL, &r, 2), 0);
     assert_int_equal(PI(r), 128);
 }
 
@@ -238,7 +221,7 @@ static void test_offload_from_several_workers(void **state)
         fputs("abcd", f);
     fclose(f);
     void *r = IP(-1);
-    int rc = run_workers(main_files, NULL, &r, 2);
+    int rc = sp_test_run_workers(main_files, NULL, &r, 2);
     unlink(path);
     assert_int_equal(rc, 0);
     assert_int_equal(PI(r), 0);

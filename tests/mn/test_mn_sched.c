@@ -6,24 +6,8 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SLOW 1
-#endif
-#endif
-#ifndef SLOW
-#define SLOW 0
-#endif
-/* Counts scale down under TSan, which is ten times slower. */
-#define N(full) (SLOW ? (full) / 10 : (full))
-
-static int run2(sp_co_fn fn, void *arg, void **result, int workers)
-{
-    sp_config cfg;
-    sp_config_init(&cfg);
-    cfg.workers = workers;
-    return sp_run(&cfg, fn, arg, result);
-}
+/* Counts scale down under TSan. */
+#define N(full) (SP_TEST_TSAN ? (full) / 10 : (full))
 
 /* ---- result, and the wait for every coroutine ---- */
 
@@ -50,7 +34,7 @@ static void test_run_returns_result_after_every_coroutine(void **state)
 {
     (void)state;
     void *r = NULL;
-    assert_int_equal(run2(main_result, IP(41), &r, 2), 0);
+    assert_int_equal(sp_test_run_workers(main_result, IP(41), &r, 2), 0);
     assert_int_equal(PI(r), 42);
     assert_int_equal(__atomic_load_n(&late_done, __ATOMIC_ACQUIRE), 1);
     assert_int_equal(sp_worker_index(), -1);
@@ -60,8 +44,8 @@ static void test_run_returns_result_after_every_coroutine(void **state)
 static void test_run_refuses_bad_worker_counts(void **state)
 {
     (void)state;
-    assert_int_equal(run2(main_result, NULL, NULL, -1), -EINVAL);
-    assert_int_equal(run2(main_result, NULL, NULL, SP_MAX_WORKERS + 1), -EINVAL);
+    assert_int_equal(sp_test_run_workers(main_result, NULL, NULL, -1), -EINVAL);
+    assert_int_equal(sp_test_run_workers(main_result, NULL, NULL, SP_MAX_WORKERS + 1), -EINVAL);
 }
 
 /* ---- stealing ---- */
@@ -103,7 +87,7 @@ static void test_idle_worker_steals(void **state)
 {
     (void)state;
     void *r = NULL;
-    assert_int_equal(run2(main_steal, NULL, &r, 2), 0);
+    assert_int_equal(sp_test_run_workers(main_steal, NULL, &r, 2), 0);
     assert_int_equal(PI(r), 1);
 }
 
@@ -147,7 +131,7 @@ static void test_join_storm(void **state)
     (void)state;
     for (int w = 2; w <= 4; w += 2) {
         void *r = IP(-1);
-        assert_int_equal(run2(main_joins, IP(N(20000)), &r, w), 0);
+        assert_int_equal(sp_test_run_workers(main_joins, IP(N(20000)), &r, w), 0);
         assert_int_equal(PI(r), 0);
     }
 }
@@ -183,7 +167,7 @@ static void test_sleeps_end_on_time(void **state)
 {
     (void)state;
     void *r = IP(-1);
-    assert_int_equal(run2(main_sleeps, NULL, &r, 2), 0);
+    assert_int_equal(sp_test_run_workers(main_sleeps, NULL, &r, 2), 0);
     assert_int_equal(PI(r), 0);
 }
 
@@ -248,7 +232,7 @@ static void test_cancel_across_workers(void **state)
 {
     (void)state;
     void *r = NULL;
-    assert_int_equal(run2(main_cancels, NULL, &r, 2), 0);
+    assert_int_equal(sp_test_run_workers(main_cancels, NULL, &r, 2), 0);
     assert_int_equal(PI(r), 400);
 }
 
@@ -326,7 +310,7 @@ static void test_unpark_from_a_foreign_thread(void **state)
     (void)state;
     for (int w = 1; w <= 2; w++) {
         void *r = IP(-1);
-        assert_int_equal(run2(main_unpark, NULL, &r, w), 0);
+        assert_int_equal(sp_test_run_workers(main_unpark, NULL, &r, w), 0);
         assert_int_equal(PI(r), 0);
     }
 }
@@ -348,8 +332,8 @@ static void *main_unpark_token(void *arg)
 static void test_unpark_is_kept_once(void **state)
 {
     (void)state;
-    assert_int_equal(run2(main_unpark_token, NULL, NULL, 1), 0);
-    assert_int_equal(run2(main_unpark_token, NULL, NULL, 2), 0);
+    assert_int_equal(sp_test_run_workers(main_unpark_token, NULL, NULL, 1), 0);
+    assert_int_equal(sp_test_run_workers(main_unpark_token, NULL, NULL, 2), 0);
 }
 
 /* Two coroutines that wake each other, wherever each runs: the park /
@@ -394,7 +378,7 @@ static void test_unpark_pingpong_across_workers(void **state)
 {
     (void)state;
     void *r = NULL;
-    assert_int_equal(run2(main_pingpong, NULL, &r, 2), 0);
+    assert_int_equal(sp_test_run_workers(main_pingpong, NULL, &r, 2), 0);
     assert_int_equal(PI(r), 1);
 }
 
@@ -457,7 +441,7 @@ static void test_spawn_in_from_a_foreign_thread(void **state)
     (void)state;
     spawned_sum = 0;
     void *r = IP(-1);
-    assert_int_equal(run2(main_spawn_in, NULL, &r, 2), 0);
+    assert_int_equal(sp_test_run_workers(main_spawn_in, NULL, &r, 2), 0);
     assert_int_equal(PI(r), 0);
     assert_int_equal(spawned_sum, 2000L * 2001 / 2);
 }
@@ -513,7 +497,7 @@ static void test_pinned_coroutine_stays(void **state)
 {
     (void)state;
     void *r = IP(-1);
-    assert_int_equal(run2(main_pinned, NULL, &r, 2), 0);
+    assert_int_equal(sp_test_run_workers(main_pinned, NULL, &r, 2), 0);
     assert_int_equal(PI(r), 0);
 }
 
@@ -556,7 +540,7 @@ static void test_move_to_a_worker(void **state)
 {
     (void)state;
     void *r = IP(-1);
-    assert_int_equal(run2(main_move, NULL, &r, 2), 0);
+    assert_int_equal(sp_test_run_workers(main_move, NULL, &r, 2), 0);
     assert_int_equal(PI(r), 0);
     assert_int_equal(sp_move_to(0), -1); /* not on a worker */
 }

@@ -10,19 +10,9 @@
 
 #include <stdatomic.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define MN_SLOW 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define MN_SLOW 1
-#endif
-#endif
-#ifndef MN_SLOW
-#define MN_SLOW 0
-#endif
 /* Counts scale down under TSan, which is ten times slower (and the machine
  * may have two cores for four workers). */
-#define MN_N(full) (MN_SLOW ? (full) / 4 : (full))
+#define MN_N(full) (SP_TEST_TSAN ? (full) / 4 : (full))
 
 /* Runs fn(arg) as the main coroutine of an M:N runtime of `workers`
  * workers, fixed stacks by default whatever the environment says (a
@@ -157,6 +147,25 @@ static inline long join_spawned(void)
     }
     atomic_store(&mn_nspawned, 0);
     return bad;
+}
+
+/* The value ledger of the channel storms: sent[v] and got[v] count how
+ * often value v (1 <= v < n) was reported delivered by a send and taken by
+ * a receive.  Fails on a value lost, made up or seen twice. */
+static inline void mn_check_ledger(_Atomic uint8_t *sent, _Atomic uint8_t *got, uint32_t n,
+                                   int workers)
+{
+    long lost = 0, dup = 0, phantom = 0;
+    for (uint32_t v = 1; v < n; v++) {
+        int sv = atomic_load(&sent[v]), g = atomic_load(&got[v]);
+        lost += sv && !g;
+        phantom += g && !sv;
+        dup += g > 1 || sv > 1;
+    }
+    CHECK_EQ(lost, 0, "values reported sent that nobody received (%d workers)", workers);
+    CHECK_EQ(phantom, 0, "values received that no send reported delivered (%d workers)",
+             workers);
+    CHECK_EQ(dup, 0, "values sent or received twice (%d workers)", workers);
 }
 
 #endif

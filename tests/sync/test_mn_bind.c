@@ -153,7 +153,7 @@ static void thread_then_runtime(void *arg)
 
 static void test_other_scheduler_aborts(void **state)
 {
-    if (MN_SLOW)
+    if (SP_TEST_TSAN)
         skip(); /* TSan reports the core's fibers in a forked child (exit 66, not SIGABRT) */
     struct {
         void (*fn)(void *);
