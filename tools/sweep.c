@@ -600,7 +600,7 @@ static int server_stop(server *s)
 static double point_span_s(const sweep *sw, int conc)
 {
     double w = sw->warmup_s + WARMUP_PER_CONN_S * conc;
-    return w + (sw->classic ? sw->duration_s : sw->duration_s);
+    return w + sw->duration_s;
 }
 
 static double time_left_s(const sweep *sw, double into_current)

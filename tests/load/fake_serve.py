@@ -4,7 +4,8 @@ as the model's name says:
   ok      serves every request (keep-alive)
   refuse  prints READY, then closes its listener: connections are refused
   die     exits with status 1 before READY
-  crash   prints READY, serves, and dies by SIGKILL 0.3 s later
+  crash   prints READY, serves, and dies by SIGKILL 0.3 s later (the test's
+          levels last a second, so that is inside the measured run)
   stub    exits with status 3 (a model that is not built)"""
 import argparse
 import os
@@ -14,7 +15,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from loadlib import RawServer, response  # noqa: E402
+from loadlib import RawServer, refusing_port, response  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--model", required=True)
@@ -30,11 +31,12 @@ if a.model == "stub":
 
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
+if a.model == "refuse":
+    held = refusing_port()
+    print(f"READY {held.getsockname()[1]} {a.model}", flush=True)
+    stop.wait(60)
+    sys.exit(0)
 with RawServer(lambda path, hdrs: response(b"Hello, World!\n"), backlog=a.backlog) as srv:
-    if a.model == "refuse":
-        # Closed before READY: every connection is refused, however soon it
-        # comes (closing after READY raced the sweep's first connects).
-        srv.sock.close()
     print(f"READY {srv.port} {a.model}", flush=True)
     if a.model == "crash":
         time.sleep(0.3)

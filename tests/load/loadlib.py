@@ -34,6 +34,17 @@ def free_port():
     return port
 
 
+def refusing_port():
+    """A socket bound to a loopback port and never listened on: connects to
+    that port are refused for as long as it is held, and no one else can
+    take the port meanwhile (a port merely freed can be).  Closing a
+    listener is no substitute: a thread blocked in accept() on it keeps it
+    listening."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
 def wait_port(port, timeout=10.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -175,6 +186,35 @@ class RawServer:
             return
         finally:
             c.close()
+
+
+class Serve:
+    """`spindle serve --model MODEL --port 0`, up until the block ends."""
+
+    def __init__(self, spindle, model="coro"):
+        self.cmd = [spindle, "serve", "--model", model, "--port", "0"]
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY "):
+            self.proc.kill()
+            fail(f"{' '.join(self.cmd)}: no READY line ({line!r}, "
+                 f"{self.proc.stderr.read()[-300:]!r})")
+        self.port = int(line.split()[1])
+        return self
+
+    def url(self, path="/"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def response(body=b"ok\n", status="200 OK", extra=""):

@@ -5,7 +5,7 @@ without errors."""
 import sys
 import time
 
-from loadlib import RawServer, expect, free_port, response, run_load
+from loadlib import RawServer, expect, refusing_port, response, run_load
 
 spindle = sys.argv[1]
 
@@ -62,8 +62,10 @@ with RawServer(handler) as srv:
            f"requests cut by the end of the run are reported as unfinished, not errors "
            f"(unfinished {r and r['unfinished']}, errors {r and r['errors']})")
 
-port = free_port()
+held = refusing_port()
+port = held.getsockname()[1]
 rc, r, err = run_load(spindle, f"http://127.0.0.1:{port}/", "-c", "2", "-n", "10")
+held.close()
 expect(rc == 0 and r["errors_connect"] == 10 and r["requests"] == 0,
        f"a closed port: 10 connect errors (got {r and r['errors_connect']})")
 print("PASS")

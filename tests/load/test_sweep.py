@@ -19,7 +19,7 @@ tmp = tempfile.mkdtemp(prefix="spindle-sweep-test-")
 try:
     out = os.path.join(tmp, "fake")
     p = subprocess.run([spindle, "sweep", "--server-cmd", f"{sys.executable} {here}/fake_serve.py",
-                        "--models", "ok,refuse,die,crash", "--conc", "1,3", "--duration", "300ms",
+                        "--models", "ok,refuse,die,crash", "--conc", "1,3", "--duration", "1s",
                         "--warmup", "50ms", "--out", out],
                        capture_output=True, text=True, timeout=50)
     expect(p.returncode == 0, f"the sweep ends with status 0 despite failing models "
