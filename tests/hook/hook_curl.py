@@ -14,6 +14,7 @@ usage: hook_curl.py SPINDLE HOOK_LIBRARY
 """
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -73,15 +74,41 @@ def free_port():
 def fetch(port):
     """The page, fetched directly; None while nothing answers."""
     try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=2) as r:
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=10) as r:
             return r.read()
     except OSError:
         return None
 
 
+def start_spindle(spindle):
+    """`spindle serve --model coro` on a port it picks (no other program can
+    take that port between a look and the bind); (proc, port, page), or
+    (None, None, None) when it does not start (the model is not built)."""
+    proc = subprocess.Popen([spindle, "serve", "--model", "coro", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    line = b""
+    while not line.endswith(b"\n") and time.monotonic() < deadline:
+        if not select.select([proc.stdout], [], [], deadline - time.monotonic())[0]:
+            break
+        ch = os.read(proc.stdout.fileno(), 1)
+        if not ch:
+            break
+        line += ch
+    parts = line.split()
+    if len(parts) >= 2 and parts[0] == b"READY" and parts[1].isdigit():
+        port = int(parts[1])
+        page = fetch(port)
+        if page is not None:
+            return proc, port, page
+    proc.kill()
+    proc.wait()
+    return None, None, None
+
+
 def start(cmd, port, cwd=None):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return None, None
@@ -95,8 +122,7 @@ def start(cmd, port, cwd=None):
 
 
 def start_server(spindle, tmp):
-    port = free_port()
-    proc, page = start([spindle, "serve", "--model", "coro", "--port", str(port)], port)
+    proc, port, page = start_spindle(spindle)
     if proc:
         return "spindle serve --model coro", proc, port, page
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx")

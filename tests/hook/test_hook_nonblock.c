@@ -8,15 +8,15 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 
-/* The call returned EAGAIN without parking: no other coroutine ran. */
+/* The call returned EAGAIN without parking: no other coroutine ran.  (The
+ * ticker, not the clock: a preempted thread loses milliseconds without
+ * parking, and a park lets the ticker count.) */
 #define ASSERT_EAGAIN_NOW(call)                         \
     do {                                                \
         long t0_ = hook_ticks;                          \
-        int64_t ns0_ = sp_now();                        \
         assert_int_equal((call), -1);                   \
         assert_true(errno == EAGAIN);                   \
         assert_int_equal(hook_ticks, t0_);              \
-        assert_true(sp_now() - ns0_ < 5000000);         \
     } while (0)
 
 static int sv[2];

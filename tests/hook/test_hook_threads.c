@@ -111,7 +111,10 @@ static void *identity(void *unused)
     assert_int_equal(pthread_create(&t2, &a, born_detached, NULL), 0);
     pthread_attr_destroy(&a);
     assert_int_equal(pthread_join(t2, NULL), EINVAL);
-    usleep(20000);
+    /* Nothing to join: look until both are done, as long as a slow machine
+     * may need (they are 2 ms sleeps). */
+    for (int i = 0; i < 10000 && detached_done < 2; i++)
+        usleep(1000);
     assert_int_equal(detached_done, 2);
     return NULL;
 }
@@ -162,7 +165,7 @@ static void *thread_calls(void *unused)
     assert_true(named); /* ran meanwhile: the timed join parked */
     assert_true(stack_ok);
     clock_gettime(CLOCK_MONOTONIC, &abs);
-    abs.tv_sec += 5;
+    abs.tv_sec += 30;
     assert_int_equal(pthread_clockjoin_np(t, &r, CLOCK_MONOTONIC, &abs), 0);
     assert_int_equal(PI(r), 5);
     return NULL;
@@ -233,8 +236,13 @@ static void test_mutex_across_blocking_call(void **state)
 
 static void *real_worker(void *unused)
 {
-    struct timespec ts = {0, 30000000};
-    nanosleep(&ts, NULL); /* no scheduler on this thread: a real sleep */
+    /* It ends once the ticker has ticked, which it can only do while the
+     * joiner is parked; ten seconds at most, so that a join that blocks the
+     * thread fails below instead of hanging.  No scheduler on this thread:
+     * nanosleep is a real sleep. */
+    struct timespec ts = {0, 1000000};
+    for (int i = 0; i < 10000 && __atomic_load_n(&hook_ticks, __ATOMIC_RELAXED) < 1; i++)
+        nanosleep(&ts, NULL);
     return IP(7);
 }
 
@@ -242,9 +250,9 @@ static void *join_real(void *unused)
 {
     pthread_t t;
     int before = tasks();
+    sp_co *tk = hook_ticker_start(); /* reset before the worker looks */
     assert_int_equal(pthread_create(&t, NULL, real_worker, NULL), 0); /* threads off */
     assert_int_equal(tasks(), before + 1);
-    sp_co *tk = hook_ticker_start();
     void *r;
     assert_int_equal(pthread_join(t, &r), 0);
     assert_int_equal(PI(r), 7);

@@ -119,7 +119,10 @@ static void *use_and_stay(void *arg)
 {
     use_mutex(NULL);
     atomic_store(&used, 1);
-    sp_sleep_ms(2000); /* the runtime lives on while the other one runs */
+    /* The runtime lives on while the other one runs, however late that
+     * starts: the child ends with the abort, or with _exit if none comes. */
+    for (;;)
+        sp_sleep_ms(INT64_C(1) << 40);
     return NULL;
 }
 
