@@ -85,8 +85,16 @@ static void wake_one(sp__mn *mn, sp__worker *me)
 /* After publishing stealable work. */
 static inline void wake_if_idle(sp__mn *mn, sp__worker *me)
 {
+#if SP_TSAN
+    /* TSan does not model fences (gcc refuses one under -fsanitize=thread);
+     * an RMW on the idle count orders the same store-then-load, at the cost
+     * of writing a shared line, in that build only. */
+    uint32_t idle = __atomic_fetch_add(&mn->nidle, 0, __ATOMIC_SEQ_CST);
+#else
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (ld(&mn->nidle, __ATOMIC_RELAXED) && !ld(&mn->nspinning, __ATOMIC_RELAXED))
+    uint32_t idle = ld(&mn->nidle, __ATOMIC_RELAXED);
+#endif
+    if (idle && !ld(&mn->nspinning, __ATOMIC_RELAXED))
         wake_one(mn, me);
 }
 
@@ -444,9 +452,9 @@ static void sleep_idle(sp_sched *s)
     w->idle = 1;
     w->idle_next = mn->idle_list;
     mn->idle_list = w;
-    __atomic_fetch_add(&mn->nidle, 1, __ATOMIC_SEQ_CST);
+    uint32_t idle = __atomic_add_fetch(&mn->nidle, 1, __ATOMIC_SEQ_CST);
     int over = 0;
-    if (mn->nidle == (uint32_t)mn->n) {
+    if (idle == (uint32_t)mn->n) {
         /* Everyone idle: nothing runs, so no count changes under us. */
         int64_t live = mn->live_foreign;
         for (int i = 0; i < mn->n; i++)
