@@ -371,6 +371,26 @@ void sp__mn_poll(sp_sched *s)
     }
 }
 
+
+/* With idle_lock held and every worker idle (nothing runs, and each worker
+ * wrote its own counts before it took the lock): 1 when no coroutine can
+ * ever be woken, as the single-threaded scheduler's idle() judges it: no
+ * timer, no descriptor or offload wait, no sp_park that another thread may
+ * end, nothing queued anywhere. */
+static int stuck(sp__mn *mn)
+{
+    if (ld(&mn->gq_n, __ATOMIC_ACQUIRE))
+        return 0;
+    for (int i = 0; i < mn->n; i++) {
+        sp__worker *v = mn->w[i];
+        sp_sched *vs = v->s;
+        if (dq_nonempty(v) || ld(&vs->inbox_n, __ATOMIC_ACQUIRE) || vs->timers.n ||
+            ld(&vs->foreign_waits, __ATOMIC_RELAXED) || (vs->poll && vs->poll_waiters))
+            return 0;
+    }
+    return 1;
+}
+
 /* Yields go to the global queue, oldest first, as Go's Gosched does: on
  * the deque the yielder would be the newest entry and run again first. */
 static void post_global(sp_sched *s, void *co)
@@ -462,6 +482,9 @@ static void sleep_idle(sp_sched *s)
         if (live == 0) {
             over = 1;
             __atomic_store_n(&mn->done, 1, __ATOMIC_SEQ_CST);
+        } else if (stuck(mn)) {
+            sp__fatal("deadlock: every coroutine of this runtime is parked and "
+                      "nothing can wake them");
         }
     }
     sp__lock_release(&mn->idle_lock);
