@@ -73,6 +73,10 @@ enum {
 
 struct sp_sched;
 
+/* sp_co.unpark: an sp_unpark that came while the coroutine was not in
+ * sp_park (kept for its next one), or the coroutine is in sp_park. */
+enum { SP__UNPARK_KEPT = 1, SP__UNPARK_PARKED = 2 };
+
 /* 120 bytes: a million idle coroutines on shared stacks pay for every one
  * of them, so fields that are never live at once share storage. */
 struct sp_co {
@@ -106,7 +110,7 @@ struct sp_co {
     uint8_t state, kind;       /* state: atomic under M:N (sp__claim) */
     uint16_t flags;            /* written only by whoever owns the coroutine now */
     uint8_t canceled;          /* sp_cancel: every blocking call fails; atomic */
-    uint8_t unpark;            /* sp_unpark came while not in sp_park (stripe lock) */
+    uint8_t unpark;            /* SP__UNPARK_*, under the stripe lock */
     uint8_t jflags;            /* SP__J_* */
     /* Entered by sp_resume: `waiter` is the resumer.  Written only on its
      * own thread (under the stripe lock with M:N, where a joiner reads it). */

@@ -151,12 +151,15 @@ int sp_park(int64_t deadline)
     }
     sp__lock *l = sp__co_lock(co);
     sp__lock_acquire(l);
-    if (co->unpark) {
+    if (co->unpark == SP__UNPARK_KEPT) {
         co->unpark = 0;
         sp__lock_release(l);
         return 0;
     }
-    co->wait_obj = &co->unpark; /* what sp_unpark looks for */
+    /* What sp_unpark looks for, under the same lock: not wait_obj, which
+     * other waits write under their own locks. */
+    co->unpark = SP__UNPARK_PARKED;
+    co->wait_obj = &co->unpark;
     co->wait_unlink = park_unlink;
     /* The thread it parks on must not take itself for deadlocked while
      * only another thread can end this wait. */
@@ -166,6 +169,8 @@ int sp_park(int64_t deadline)
     __atomic_fetch_sub(&home->foreign_waits, 1, __ATOMIC_RELAXED);
     sp__lock_acquire(l);
     co->wait_obj = NULL;
+    if (co->unpark == SP__UNPARK_PARKED)
+        co->unpark = 0; /* else an unpark that lost to the deadline: kept */
     sp__lock_release(l);
     if (err) {
         errno = err;
@@ -187,7 +192,7 @@ int sp_unpark(sp_co *co)
     }
     sp__lock *l = sp__co_lock(co);
     sp__lock_acquire(l);
-    if (co->wait_obj == &co->unpark && sp__claim(co, 0)) {
+    if (co->unpark == SP__UNPARK_PARKED && sp__claim(co, 0)) {
         sp__lock_release(l);
         co->wait_err = 0;
         sp_sched *home = co->sched;
@@ -197,7 +202,7 @@ int sp_unpark(sp_co *co)
             sp__send_home(home, co, 0);
         return 0;
     }
-    co->unpark = 1;
+    co->unpark = SP__UNPARK_KEPT;
     sp__lock_release(l);
     return 0;
 }

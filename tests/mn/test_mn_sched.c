@@ -244,6 +244,15 @@ typedef struct pinger {
     int rounds;
 } pinger;
 
+static void *yield_once(void *arg)
+{
+    sp_yield();
+    return arg;
+}
+
+/* Between parks it waits in a join too: the unparks that come meanwhile
+ * must be kept, and must not look at what the join writes under another
+ * lock (TSan watches). */
 static void *parker(void *arg)
 {
     pinger *p = arg;
@@ -251,6 +260,8 @@ static void *parker(void *arg)
         if (sp_park(-1) != 0)
             return IP(-1);
         __atomic_fetch_add(&p->wakes, 1, __ATOMIC_ACQ_REL);
+        if (i % 4 == 0 && sp_join(sp_spawn(yield_once, NULL, NULL), NULL) != 0)
+            return IP(-1);
     }
     return NULL;
 }
