@@ -69,12 +69,35 @@ static int arm_poll(uring_impl *im, int fd, uint64_t data, unsigned mask)
     return 0;
 }
 
+/* Completions (poll events included) are finished by task work in the
+ * submitting thread.  By default the kernel interrupts the thread for it
+ * with an IPI-like notification, at any system call, even a read that has
+ * nothing to do with the ring; COOP_TASKRUN lets it wait for our next
+ * io_uring_enter, which comes at every scheduler pass, and TASKRUN_FLAG
+ * sets IORING_SQ_TASKRUN meanwhile so that liburing enters for a wait with
+ * no timeout as well (io_uring_submit checks it).  A web server's thread
+ * makes several system calls per request: this halves the uring model's
+ * cost per request.  Kernels before 5.19 refuse the flags (EINVAL): plain
+ * setup then.  Not DEFER_TASKRUN or SINGLE_ISSUER, which would save more:
+ * with them test_hook_accept_connect on uring failed (EDEADLK on a second
+ * sp_run on the same thread), a cause not yet understood. */
+static int ring_init(struct io_uring *ring)
+{
+#if defined(IORING_SETUP_COOP_TASKRUN) && defined(IORING_SETUP_TASKRUN_FLAG)
+    int rc = io_uring_queue_init(SP__URING_ENTRIES, ring,
+                                 IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+    if (rc != -EINVAL)
+        return rc;
+#endif
+    return io_uring_queue_init(SP__URING_ENTRIES, ring, 0);
+}
+
 static int ur_init(sp__poller *p)
 {
     uring_impl *im = calloc(1, sizeof *im);
     if (!im)
         return -ENOMEM;
-    int rc = io_uring_queue_init(SP__URING_ENTRIES, &im->ring, 0);
+    int rc = ring_init(&im->ring);
     if (rc < 0)
         goto fail_ring;
     p->fd = im->ring.ring_fd;
