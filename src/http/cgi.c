@@ -383,10 +383,10 @@ ssize_t sp_http_cgi_write_head(char *buf, size_t cap,
     while (next_line(&cur, end, &s, &e) && e > s) {
         if (!split_line(s, e, &l) || out_skip(&l))
             continue;
-        sp_http_put(&w, l.name, l.name_len);
-        sp_http_put(&w, ": ", 2);
-        sp_http_put(&w, l.value, l.value_len);
-        sp_http_put(&w, "\r\n", 2);
+        sp__http_put(&w, l.name, l.name_len);
+        sp__http_put(&w, ": ", 2);
+        sp__http_put(&w, l.value, l.value_len);
+        sp__http_put(&w, "\r\n", 2);
     }
     if (bodyless) {
         *framing = SP_HTTP_FRAME_NONE;

@@ -20,17 +20,11 @@ ssize_t sp_http_writer_finish(const sp_http_writer *w)
 
 void sp_http_put(sp_http_writer *w, const void *p, size_t n)
 {
-    if (n > w->cap - w->len) {
-        w->overflow = true;
-        return;
-    }
-    if (n)
-        memcpy(w->buf + w->len, p, n);
-    w->len += n;
+    sp__http_put(w, p, n);
 }
 
 /* A string literal, its length known at compile time. */
-#define PUT_LIT(w, lit) sp_http_put((w), (lit), sizeof(lit) - 1)
+#define PUT_LIT(w, lit) sp__http_put((w), (lit), sizeof(lit) - 1)
 
 void sp__http_put_u64(sp_http_writer *w, uint64_t v)
 {
@@ -41,7 +35,7 @@ void sp__http_put_u64(sp_http_writer *w, uint64_t v)
         tmp[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    sp_http_put(w, tmp + i, sizeof tmp - i);
+    sp__http_put(w, tmp + i, sizeof tmp - i);
 }
 
 const char *sp_http_reason(int status)
@@ -93,7 +87,7 @@ static void put_code(sp_http_writer *w, int status)
     char code[4] = { (char)('0' + status / 100), (char)('0' + status / 10 % 10),
                      (char)('0' + status % 10), ' ' };
 
-    sp_http_put(w, code, sizeof code);
+    sp__http_put(w, code, sizeof code);
 }
 
 void sp_http_put_status(sp_http_writer *w, int status, const char *date)
@@ -104,18 +98,18 @@ void sp_http_put_status(sp_http_writer *w, int status, const char *date)
     reason = sp_http_reason(status);
     PUT_LIT(w, "HTTP/1.1 ");
     put_code(w, status);
-    sp_http_put(w, reason, strlen(reason));
+    sp__http_put(w, reason, strlen(reason));
     PUT_LIT(w, "\r\nServer: spindle\r\nDate: ");
-    sp_http_put(w, date, SP_HTTP_DATE_LEN);
+    sp__http_put(w, date, SP_HTTP_DATE_LEN);
     PUT_LIT(w, "\r\n");
 }
 
 void sp_http_put_header(sp_http_writer *w, const char *name, const char *value,
                         size_t value_len)
 {
-    sp_http_put(w, name, strlen(name));
+    sp__http_put(w, name, strlen(name));
     PUT_LIT(w, ": ");
-    sp_http_put(w, value, value_len);
+    sp__http_put(w, value, value_len);
     PUT_LIT(w, "\r\n");
 }
 
@@ -158,7 +152,7 @@ void sp_http_put_chunk_begin(sp_http_writer *w, size_t n)
         tmp[--i] = hex[n & 15];
         n >>= 4;
     } while (n);
-    sp_http_put(w, tmp + i, sizeof tmp - i);
+    sp__http_put(w, tmp + i, sizeof tmp - i);
 }
 
 void sp_http_put_chunk_end(sp_http_writer *w)
@@ -210,7 +204,7 @@ static void put_page(sp_http_writer *w, int status, bool head_only,
     sp_http_put_end(w);
     if (!head_only) {
         put_code(w, status);
-        sp_http_put(w, reason, rlen);
+        sp__http_put(w, reason, rlen);
         PUT_LIT(w, "\n");
     }
 }

@@ -308,19 +308,19 @@ ssize_t sp_http_static_head(char *buf, size_t cap, const sp_http_request *req,
         sp_http_put_header(&w, "Content-Type", type, strlen(type));
         sp_http_put_content_length(&w, out->length);
         if (out->status == 206) {
-            sp_http_put(&w, "Content-Range: bytes ", 21);
+            sp__http_put(&w, "Content-Range: bytes ", 21);
             sp__http_put_u64(&w, first);
-            sp_http_put(&w, "-", 1);
+            sp__http_put(&w, "-", 1);
             sp__http_put_u64(&w, last);
-            sp_http_put(&w, "/", 1);
+            sp__http_put(&w, "/", 1);
             sp__http_put_u64(&w, size);
-            sp_http_put(&w, "\r\n", 2);
+            sp__http_put(&w, "\r\n", 2);
         }
         sp_http_put_header(&w, "Accept-Ranges", "bytes", 5);
     } else if (out->status == 416) {
-        sp_http_put(&w, "Content-Range: bytes */", 23);
+        sp__http_put(&w, "Content-Range: bytes */", 23);
         sp__http_put_u64(&w, size);
-        sp_http_put(&w, "\r\n", 2);
+        sp__http_put(&w, "\r\n", 2);
         sp_http_put_content_length(&w, 0);
     }
     sp_http_put_header(&w, "Last-Modified", lm, SP_HTTP_DATE_LEN);
