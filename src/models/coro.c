@@ -10,7 +10,7 @@
  * sp__coro_server_run() below.  Under M:N several workers run connections
  * at once, so what they share (the idle list the stop walks, the pool of
  * closed connections) sits under one mutex, held across no call that
- * parks; on one thread nobody contends for it. */
+ * parks; on one thread it is not taken at all. */
 #define _GNU_SOURCE
 #include "models/conn.h"
 #include "models/server.h"
@@ -43,12 +43,28 @@ typedef struct coro_server {
     sp_http_date_cache *date;
     sp_http_date_cache thread_date;
     int lfd;                  /* atomic: -1 once the stopper closed it */
+    /* Several workers (M:N): the mutex is taken.  On one thread every
+     * coroutine that touches what follows runs there, between parks, so
+     * it is skipped: two lock pairs per keep-alive request otherwise. */
+    bool mt;
     pthread_mutex_t lock;     /* what follows; never held across a park */
     bool stopped;             /* the stopper has walked `idle` */
     sp_conn *idle;            /* connections in an idle read: a stop ends them */
     sp_conn *pool;            /* closed connections, kept for reuse */
     size_t pooled;
 } coro_server;
+
+static inline void lock(coro_server *s)
+{
+    if (s->mt)
+        pthread_mutex_lock(&s->lock);
+}
+
+static inline void unlock(coro_server *s)
+{
+    if (s->mt)
+        pthread_mutex_unlock(&s->lock);
+}
 
 static void idle_add(coro_server *s, sp_conn *c)
 {
@@ -85,18 +101,18 @@ static ssize_t conn_read(sp_conn *c, int fd, void *buf, size_t len, int64_t dead
 
     if (!c->idle)
         return sp_conn_ops_coro.read(c, fd, buf, len, deadline);
-    pthread_mutex_lock(&s->lock);
+    lock(s);
     stopped = s->stopped;
     if (!stopped)
         idle_add(s, c);
-    pthread_mutex_unlock(&s->lock);
+    unlock(s);
     if (stopped)
         return sp_conn_ops_coro.read(c, fd, buf, len, sp_now());
     n = sp_conn_ops_coro.read(c, fd, buf, len, deadline);
     err = errno;
-    pthread_mutex_lock(&s->lock);
+    lock(s);
     idle_remove(s, c);
-    pthread_mutex_unlock(&s->lock);
+    unlock(s);
     errno = err;
     return n;
 }
@@ -106,13 +122,13 @@ static sp_conn *conn_get(coro_server *s)
 {
     sp_conn *c;
 
-    pthread_mutex_lock(&s->lock);
+    lock(s);
     c = s->pool;
     if (c) {
         s->pool = c->next;
         s->pooled--;
     }
-    pthread_mutex_unlock(&s->lock);
+    unlock(s);
     return c ? c : sp_conn_new(&s->srv);
 }
 
@@ -120,14 +136,14 @@ static void conn_put(coro_server *s, sp_conn *c)
 {
     bool keep;
 
-    pthread_mutex_lock(&s->lock);
+    lock(s);
     keep = s->pooled < CONN_POOL_KEEP;
     if (keep) {
         c->next = s->pool;
         s->pool = c;
         s->pooled++;
     }
-    pthread_mutex_unlock(&s->lock);
+    unlock(s);
     if (!keep)
         sp_conn_free(c);
 }
@@ -152,11 +168,11 @@ static void *stopper(void *arg)
         if (sp_wait_fd(sp_server_stop_fd(), SP_READ, -1) < 0 && errno != EINTR)
             break;
     sp_close(__atomic_exchange_n(&s->lfd, -1, __ATOMIC_ACQ_REL));
-    pthread_mutex_lock(&s->lock);
+    lock(s);
     s->stopped = true;
     for (sp_conn *c = s->idle; c; c = c->next)
         sp_conn_stop_idle(c);
-    pthread_mutex_unlock(&s->lock);
+    unlock(s);
     return NULL;
 }
 
@@ -273,6 +289,7 @@ int sp__coro_server_run(const sp_server_opts *o, const char *model, int listen_f
     s.ops = sp_conn_ops_coro;
     s.ops.read = conn_read;
     pthread_mutex_init(&s.lock, NULL);
+    s.mt = workers != 1; /* 0: as many as CPUs */
     cfg.workers = workers;
     rc = sp_run(&cfg, server_main, &s, &status);
     if (rc < 0)
