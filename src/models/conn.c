@@ -244,11 +244,13 @@ static ssize_t read_head(sp_conn *c)
         ssize_t n;
 
         if (!idle) {
-            if (head_deadline < 0)
-                head_deadline = sp_deadline_ms(o->header_timeout_ms);
             n = sp_http_parse_request(&c->req, c->in + c->start, c->len - c->start);
             if (n != SP_HTTP_AGAIN)
                 return n;
+            /* Only a head that is still incomplete needs its deadline:
+             * most arrive whole in one read, and then no clock is read. */
+            if (head_deadline < 0)
+                head_deadline = sp_deadline_ms(o->header_timeout_ms);
             if (c->len == srv->in_cap)
                 return -431; /* unreachable: in_cap holds the largest head */
         }
