@@ -34,7 +34,7 @@ static void wl_remove(sp__wlist *l, sp__waiter *w)
         l->tail = w->prev;
 }
 
-sp__fdstate *sp__fd(sp__io *io, int fd)
+sp__fdstate *sp__fd_grow(sp__io *io, int fd)
 {
     if (fd < 0)
         return NULL;
@@ -158,9 +158,9 @@ static int io_fini(sp_sched *s)
     return 1;
 }
 
-sp__io *sp__io_get(sp_sched *s)
+sp__io *sp__io_open(sp_sched *s)
 {
-    if (sp__likely(s->poll_ctx != NULL))
+    if (s->poll_ctx != NULL)
         return s->poll_ctx;
     sp__io *io = calloc(1, sizeof *io);
     if (!io) {

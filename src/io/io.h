@@ -62,11 +62,26 @@ typedef struct sp__io {
 } sp__io;
 
 /* The calling thread's io state, made (and the poll hook installed) on first
- * use.  NULL with errno set if the poller cannot be opened. */
-sp__io *sp__io_get(sp_sched *s);
+ * use.  NULL with errno set if the poller cannot be opened.  Inline: every
+ * socket call asks, and all but the thread's first find it made. */
+sp__io *sp__io_open(sp_sched *s);
+static inline sp__io *sp__io_get(sp_sched *s)
+{
+    if (sp__likely(s->poll_ctx != NULL))
+        return (sp__io *)s->poll_ctx;
+    return sp__io_open(s);
+}
 
-/* The state of fd, growing the table as needed (NULL: ENOMEM, or fd < 0). */
-sp__fdstate *sp__fd(sp__io *io, int fd);
+/* The state of fd, growing the table as needed (NULL: ENOMEM, or fd < 0).
+ * Inline for the same reason: the table is grown once per new highest
+ * descriptor, and looked up several times per request. */
+sp__fdstate *sp__fd_grow(sp__io *io, int fd);
+static inline sp__fdstate *sp__fd(sp__io *io, int fd)
+{
+    if (sp__likely((size_t)fd < io->nfds)) /* fd < 0 wraps: not taken */
+        return &io->fds[fd];
+    return sp__fd_grow(io, fd);
+}
 
 /* Parks until fd is ready for any of ev (SP__EV_IN, SP__EV_OUT) or the
  * deadline.  Called after the operation returned EAGAIN.  Returns 0 or a
