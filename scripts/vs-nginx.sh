@@ -131,11 +131,16 @@ EOF
     else
         local model=${spec%%@*} b=$bin
         case $spec in *@*) b=${spec#*@} ;; esac
-        taskset -c 0 "$b" serve --model "$model" --port 0 >"$tmp/ready" 2>"$tmp/stderr" &
+        # A fresh file per start: the background child truncates its
+        # output only once it runs, and an old READY line would name the
+        # previous server's port.
+        nstart=$((nstart + 1))
+        local ready=$tmp/ready.$nstart
+        taskset -c 0 "$b" serve --model "$model" --port 0 >"$ready" 2>"$tmp/stderr" &
         srv_pid=$!
         port=
         for _ in $(seq 50); do
-            port=$(awk '/^READY/ {print $2}' "$tmp/ready")
+            port=$(awk '/^READY/ {print $2}' "$ready")
             [ -n "$port" ] && break
             sleep 0.1
         done
@@ -169,6 +174,7 @@ cpu_ticks() {
 }
 
 hz=$(getconf CLK_TCK)
+nstart=0
 echo "# vs-nginx: ${dur}s x $rounds rounds (+${warm}s warm-up), server on CPU 0, wrk -t1 on CPU 1"
 echo "# nginx: $("$nginx_bin" -v 2>&1 | sed 's/.*: //'), one worker; wrk: $(wrk -v 2>&1 | head -n1 | awk '{print $2}')"
 results=$tmp/results # conc spec rps cpu_us_per_req errors
@@ -205,8 +211,9 @@ done
 
 # The table: medians over the rounds, ratio to nginx's median.
 echo
-printf '%-6s %-24s %12s %21s %8s %10s %8s\n' conns server "req/s" "(min-max)" "x nginx" "cpu us/req" errors
-awk '
+w=$(awk '{ if (length($2) > w) w = length($2) } END { print w }' "$results")
+printf "%-6s %-${w}s %10s %21s %8s %10s %8s\n" conns server "req/s" "(min-max)" "x nginx" "cpu us/req" errors
+awk -v w="$w" '
 function median(s,   a, n, i, j, t) {
     n = split(s, a, " ")
     for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j+1] = a[j]; a[j+1] = t }
@@ -226,7 +233,7 @@ END {
     for (i = 1; i <= no; i++) {
         k = order[i]; base = median(rps[conc[k] SUBSEP "nginx"])
         m = median(rps[k])
-        printf "%-6s %-24s %12.0f %10.0f-%-10.0f %8.2f %10.2f %8d\n", conc[k], name[k], m,
+        printf "%-6s %-" w "s %10.0f %10.0f-%-10.0f %8.2f %10.2f %8d\n", conc[k], name[k], m,
             minmax(rps[k], 0), minmax(rps[k], 1), base ? m / base : 0, median(us[k]), err[k]
     }
 }' "$results"
