@@ -33,24 +33,96 @@ typedef struct sp__ctx {
 
 /* --- asm: see x86_64.S for the ABI it relies on --- */
 
-/* Saves the caller's callee-saved state on its stack, stores that stack
- * pointer in *save_sp, switches to the context whose saved stack pointer is
- * load_sp and returns `transfer` there (as the return value of that context's
- * own sp__asm_switch, or as the argument of a fresh context's entry). */
+/* The switch is inline assembly in its caller, not a call: the compiler
+ * keeps live across it only what the clobber list lets it, so the caller
+ * saves exactly the registers it still needs (often none beyond what its
+ * own prologue saves anyway), and no call/return pair is left unbalanced on
+ * the return-stack predictor.  A suspended context's saved stack pointer
+ * points at a 24-byte frame:
+ *   [sp+0]   MXCSR (4 bytes), x87 control word (2 bytes), 2 spare bytes
+ *   [sp+8]   rbp (the frame pointer cannot be a clobber)
+ *   [sp+16]  the address to resume at (a label just after the switch)
+ * The frame is pushed below the caller's stack pointer: a function that
+ * switches inline must not keep data in its red zone (the files that use
+ * this are built with -mno-red-zone; see src/core/CMakeLists.txt). */
+#define SP__ASM_CLOBBERS                                                          \
+    "rax", "rbx", "rcx", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",    \
+    "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",     \
+    "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "st", "st(1)", \
+    "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)", "mm0", "mm1", "mm2",  \
+    "mm3", "mm4", "mm5", "mm6", "mm7", "cc", "memory"
+
+/* Saves the caller's context (frame above) on its stack, stores that stack
+ * pointer in *save_sp, and resumes the context whose saved stack pointer is
+ * load_sp; that context's own sp__asm_jump returns `transfer` (a fresh
+ * context gets it as its entry's argument).  fp (a constant): save and
+ * restore the MXCSR and x87 control words; 0 leaves them alone and their
+ * slot unwritten (sp_config.fpenv_shared), and one thread must not mix the
+ * two.  fldcw is slow, so it is skipped when the word does not change;
+ * ldmxcsr is cheaper than the compare that would skip it. */
+static inline __attribute__((always_inline)) void *
+sp__asm_jump(void **save_sp, void *load_sp, void *transfer, int fp)
+{
+    register void *t __asm__("rdi") = transfer;
+    register void **save __asm__("rsi") = save_sp;
+    register void *load __asm__("rdx") = load_sp;
+    if (fp)
+        __asm__ volatile("leaq   1f(%%rip), %%rax\n\t"
+                         "pushq  %%rax\n\t"
+                         "pushq  %%rbp\n\t"
+                         "subq   $8, %%rsp\n\t"
+                         "stmxcsr (%%rsp)\n\t"
+                         "fnstcw 4(%%rsp)\n\t"
+                         "movzwl 4(%%rsp), %%ecx\n\t"
+                         "movq   %%rsp, (%%rsi)\n\t"
+                         "movq   %%rdx, %%rsp\n\t"
+                         "ldmxcsr (%%rsp)\n\t"
+                         "cmpw   4(%%rsp), %%cx\n\t"
+                         "je     2f\n\t"
+                         "fldcw  4(%%rsp)\n"
+                         "2:\n\t"
+                         "movq   8(%%rsp), %%rbp\n\t"
+                         "movq   16(%%rsp), %%rax\n\t"
+                         "addq   $24, %%rsp\n\t"
+                         "jmp    *%%rax\n"
+                         "1:"
+                         : "+r"(t), "+r"(save), "+r"(load)
+                         :
+                         : SP__ASM_CLOBBERS);
+    else
+        __asm__ volatile("leaq   1f(%%rip), %%rax\n\t"
+                         "pushq  %%rax\n\t"
+                         "pushq  %%rbp\n\t"
+                         "subq   $8, %%rsp\n\t"
+                         "movq   %%rsp, (%%rsi)\n\t"
+                         "movq   %%rdx, %%rsp\n\t"
+                         "movq   8(%%rsp), %%rbp\n\t"
+                         "movq   16(%%rsp), %%rax\n\t"
+                         "addq   $24, %%rsp\n\t"
+                         "jmp    *%%rax\n"
+                         "1:"
+                         : "+r"(t), "+r"(save), "+r"(load)
+                         :
+                         : SP__ASM_CLOBBERS);
+    return t;
+}
+
+/* sp__asm_jump as an ordinary function, for callers outside the core (the
+ * tests): it returns with the callee-saved registers intact, as the ABI
+ * wants, because its own prologue saves what the jump clobbers. */
 void *sp__asm_switch(void **save_sp, void *load_sp, void *transfer);
-/* The same, leaving MXCSR and the x87 control word alone. */
-void *sp__asm_switch_nofp(void **save_sp, void *load_sp, void *transfer);
 
 /* Builds a fresh context on the stack that ends at `top` (exclusive) and
- * returns its stack pointer, for sp__asm_switch.  The first switch into it
- * calls entry(transfer) on a 16-byte aligned stack, with the creator's
- * MXCSR and x87 control words.  If entry returns, the context switches to
- * the one whose saved stack pointer is in *link (with transfer NULL); with
- * link NULL it calls abort(). */
+ * returns its stack pointer, for sp__asm_jump.  The first switch into it
+ * jumps to entry(transfer) on a 16-byte aligned stack (rsp + 8 a multiple
+ * of 16, as after a call), with the creator's MXCSR and x87 control words
+ * and rbp zero.  Its return address is a stub: if entry returns, the stub
+ * resumes the context whose saved stack pointer is in *link (with transfer
+ * NULL), or with link NULL calls abort(). */
 void *sp__asm_make(void *top, void (*entry)(void *transfer), void **link);
-/* The bytes at the top of a stack that sp__asm_make zeroes and nothing
- * writes again (a null return address and frame pointer): a shared-stack
- * copy may leave them out. */
+/* The bytes at the top of a stack that sp__asm_make writes and nothing
+ * writes again (the link and a zero word): a shared-stack copy may leave
+ * them out.  A multiple of 16, as the copier wants. */
 #define SP__ASM_TOP_CONST 16
 
 /* --- ucontext and sjlj --- */

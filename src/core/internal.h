@@ -180,6 +180,8 @@ struct sp__worker;
  * the coroutines they concern.  Returns how many it readied, or -errno. */
 typedef int (*sp__poll_hook)(struct sp_sched *s, int64_t timeout_ns);
 
+enum { SP__SW_ASM, SP__SW_ASM_NOFP, SP__SW_EXT };
+
 typedef struct sp_sched {
     sp_co *current;
     sp_co *rq_head, *rq_tail;  /* FIFO of ready coroutines */
@@ -221,6 +223,13 @@ typedef struct sp_sched {
      * sets it with `poll`). */
     int (*poll_wake)(struct sp_sched *s);
     sp_config cfg;
+    /* From cfg, for the switch's one test: SP__SW_ASM (asm, saving the
+     * floating-point control words), SP__SW_ASM_NOFP (fpenv_shared) or
+     * SP__SW_EXT (ucontext, sjlj). */
+    uint8_t sw;
+    /* 1 when sp_yield may take its inline path: the asm switch, direct
+     * mode (M:N is tested apart: it is set after the scheduler is made). */
+    uint8_t yield_inline;
     uint64_t next_id, id_step;
     uint64_t live;             /* spawned coroutines not yet ended */
     sp__stack shared_stack;    /* the run stack of shared-stack coroutines */

@@ -1,7 +1,7 @@
 /* The per-thread scheduler: the ready queue, the switch, the scheduler
  * context that runs when nobody else can (idle, star mode, shared stacks). */
 #define _GNU_SOURCE
-#include "core/internal.h"
+#include "core/switch.h"
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -11,13 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if SP_ASAN
-#include <sanitizer/asan_interface.h>
-#include <sanitizer/common_interface_defs.h>
-#endif
-#if SP_TSAN
-#include <sanitizer/tsan_interface.h>
-#endif
 #if SP_VALGRIND
 #include <valgrind/memcheck.h>
 #endif
@@ -26,47 +19,6 @@ sp__tls sp_sched *sp__tls_sched;
 
 static pthread_key_t sched_key;
 static pthread_once_t sched_key_once = PTHREAD_ONCE_INIT;
-
-/* ---- sanitizer annotations ---------------------------------------------
- * Without them ASan sees a stack pointer jump into another stack and reports
- * false positives, and TSan mixes up the happens-before of two coroutines. */
-
-static __attribute__((unused)) void stack_bounds(sp_sched *s, sp_co *co, void **lo, size_t *size)
-{
-    if (co->flags & SP__F_ROOT) {
-        *lo = s->thread_stack_lo;
-        *size = s->thread_stack_size;
-    } else if (co->kind == SP_STACK_SHARED) {
-        *lo = s->shared_stack.base;
-        *size = s->shared_stack.size;
-    } else {
-        *lo = co->stack.base;
-        *size = co->stack.size;
-    }
-}
-
-static inline void fiber_before(sp_sched *s, sp_co *from, sp_co *to, void **fake)
-{
-#if SP_ASAN
-    void *lo;
-    size_t size;
-    stack_bounds(s, to, &lo, &size);
-    /* A coroutine that has ended passes NULL: its fake stack dies with it. */
-    __sanitizer_start_switch_fiber(from->flags & SP__F_ENDED ? NULL : fake, lo, size);
-#endif
-#if SP_TSAN
-    __tsan_switch_to_fiber(to->tsan_fiber, 0);
-#endif
-    (void)s; (void)from; (void)to; (void)fake;
-}
-
-static inline void fiber_after(void *fake)
-{
-#if SP_ASAN
-    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
-#endif
-    (void)fake;
-}
 
 /* ---- shared stacks ------------------------------------------------------
  * Copies move raw frames, which include ASan's redzones: they must not be
@@ -145,41 +97,6 @@ static void shared_swap(sp_sched *s, sp_co *next)
 
 /* ---- the switch ---------------------------------------------------------- */
 
-
-static inline void check_canary(sp_co *co)
-{
-    if (sp__unlikely(co->flags & SP__F_CANARY) && !sp__stack_canary_ok(&co->stack))
-        sp__overflow_report(co->id, co->name, co->stack.size);
-}
-
-static inline sp_sched *raw_switch(sp_sched *s, sp_co *from, sp_co *to)
-{
-    void *fake = NULL;
-    sp_sched *r;
-    fiber_before(s, from, to, &fake);
-    s->current = to;
-    /* Under M:N it may have run on another worker before; sp_cancel reads
-     * it from any worker. */
-    __atomic_store_n(&to->sched, s, __ATOMIC_RELAXED);
-    sp__set_state(to, SP__CO_RUNNING);
-    if (sp__likely(s->cfg.ctx == SP_CTX_ASM)) {
-        if (s->cfg.fpenv_shared)
-            r = sp__asm_switch_nofp(&from->ctx.sp, to->ctx.sp, s);
-        else
-            r = sp__asm_switch(&from->ctx.sp, to->ctx.sp, s);
-    } else {
-        if (s->cfg.ctx == SP_CTX_UCONTEXT)
-            sp__uctx_switch(&from->ctx, &to->ctx);
-        else
-            sp__sjlj_switch(&from->ctx, &to->ctx);
-        r = sp__tls_sched;
-    }
-    fiber_after(fake);
-    if (sp__unlikely(r->post != NULL))
-        sp__run_post(r);
-    return r;
-}
-
 void sp__poll_now(sp_sched *s)
 {
     s->since_poll = 0;
@@ -199,31 +116,9 @@ static inline void maybe_poll(sp_sched *s)
         sp__poll_now(s);
 }
 
-static inline sp_sched *switch_to(sp_sched *s, sp_co *to)
-{
-    sp_co *from = s->current;
-    if (sp__unlikely(to == from)) {
-        /* A coroutine that parked and was readied again before it left (a
-         * poll between its park and the switch ended its wait) is next in
-         * line: it simply carries on.  A real switch would resume it from
-         * its previous save, since to->ctx.sp is read before it is saved. */
-        sp__set_state(from, SP__CO_RUNNING);
-        if (s->post)
-            sp__run_post(s);
-        return s;
-    }
-    check_canary(from);
-    if (sp__unlikely(to->kind == SP_STACK_SHARED && s->shared_owner != to)) {
-        /* The run stack can only be rewritten from another stack. */
-        s->pending = to;
-        to = s->sched_co;
-    }
-    return raw_switch(s, from, to);
-}
-
 sp_sched *sp__switch_to(sp_sched *s, sp_co *to)
 {
-    return switch_to(s, to);
+    return sp__switch_to_inline(s, to);
 }
 
 sp_sched *sp__switch_next(sp_sched *s)
@@ -240,10 +135,12 @@ sp_sched *sp__switch_next(sp_sched *s)
         next = sp__likely(!s->mn) ? sp__rq_pop(s) : sp__mn_next(s);
     if (!next)
         next = s->sched_co;
-    return switch_to(s, next);
+    return sp__switch_to_inline(s, next);
 }
 
-void sp_yield(void)
+/* Everything sp_yield does besides a plain step of the round-robin: the
+ * first use of the thread, M:N, star mode, a poll that is due. */
+static sp__noinline void yield_slow(void)
 {
     sp_sched *s = sp__sched();
     maybe_poll(s);
@@ -258,11 +155,43 @@ void sp_yield(void)
     if (s->cfg.switch_mode == SP_SWITCH_DIRECT) {
         sp_co *next = sp__rq_pop(s);
         sp__rq_push(s, cur);
-        switch_to(s, next);
+        sp__switch_to_inline(s, next);
     } else {
         sp__rq_push(s, cur);
-        switch_to(s, s->sched_co);
+        sp__switch_to_inline(s, s->sched_co);
     }
+}
+
+/* The common case inline, with the switch itself inline in it: the
+ * next coroutine in line takes the CPU, the current one goes to the back
+ * (the queue rotates by one; its length does not change). */
+void sp_yield(void)
+{
+    sp_sched *s = sp__tls_sched;
+    if (sp__unlikely(!s || s->mn || !s->yield_inline || s->since_poll + 1 >= SP__POLL_EVERY)) {
+        yield_slow();
+        return;
+    }
+    s->since_poll++;
+    sp_co *next = s->rq_head;
+    if (!next)
+        return;
+    sp_co *cur = s->current;
+    sp_co *head = next->rq_next;
+    sp__set_state(cur, SP__CO_READY);
+    cur->rq_next = NULL;
+    if (head) {
+        sp_co *tail = s->rq_tail;
+        head->rq_prev = NULL;
+        cur->rq_prev = tail;
+        tail->rq_next = cur;
+    } else {
+        cur->rq_prev = NULL;
+        head = cur;
+    }
+    s->rq_head = head;
+    s->rq_tail = cur;
+    sp__switch_to_inline(s, next);
 }
 
 int sp_yield_to(sp_co *co)
@@ -296,7 +225,7 @@ int sp_resume(sp_co *co)
     co->waiter = s->current;
     sp__set_resumed(s, co, 1);
     sp__set_state(s->current, SP__CO_PARKED);
-    s = switch_to(s, co);
+    s = sp__switch_to_inline(s, co);
     /* Back because co suspended (it cleared `waiter`) or ended. */
     return co->state == SP__CO_DONE ? 1 : 0;
 }
@@ -313,7 +242,7 @@ int sp_suspend(void)
     co->waiter = NULL;
     sp__set_resumed(s, co, 0);
     sp__set_state(co, SP__CO_SUSPENDED);
-    switch_to(s, resumer);
+    sp__switch_to_inline(s, resumer);
     return 0;
 }
 
@@ -330,7 +259,7 @@ sp__noinline void sp__release_zombie(sp_sched *s, void *arg)
         z->save_buf = NULL;
         z->save_cap = z->save_len = 0;
     } else {
-        check_canary(z);
+        sp__check_canary(z);
         sp__stack_free(&s->stacks, &z->stack);
     }
     if (z->ctx.ext) {
@@ -408,7 +337,7 @@ void sp__sched_sleep(sp_sched *s, int64_t deadline)
 
 static void sched_main(sp_sched *s)
 {
-    fiber_after(NULL);
+    sp__fiber_after(NULL);
     if (s->post)
         sp__run_post(s);
     for (;;) {
@@ -427,7 +356,7 @@ static void sched_main(sp_sched *s)
         s->since_poll++;
         if (next->kind == SP_STACK_SHARED)
             shared_swap(s, next);
-        s = raw_switch(s, s->sched_co, next);
+        s = sp__raw_switch(s, s->sched_co, next);
     }
 }
 
@@ -538,6 +467,10 @@ sp_sched *sp__sched_create(const sp_config *cfg)
     }
     if (s->cfg.stack == SP_STACK_DEFAULT)
         s->cfg.stack = SP_STACK_FIXED;
+    s->sw = s->cfg.ctx != SP_CTX_ASM ? SP__SW_EXT
+            : s->cfg.fpenv_shared    ? SP__SW_ASM_NOFP
+                                     : SP__SW_ASM;
+    s->yield_inline = s->cfg.ctx == SP_CTX_ASM && s->cfg.switch_mode == SP_SWITCH_DIRECT;
     s->next_id = 1;
     s->id_step = 1;
     thread_stack_bounds(s);
