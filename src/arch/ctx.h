@@ -16,6 +16,7 @@
 #include <fenv.h>
 #include <setjmp.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <ucontext.h>
 
 /* ucontext/sjlj state, kept outside the stack in a pooled block. */
@@ -112,14 +113,42 @@ sp__asm_jump(void **save_sp, void *load_sp, void *transfer, int fp)
  * wants, because its own prologue saves what the jump clobbers. */
 void *sp__asm_switch(void **save_sp, void *load_sp, void *transfer);
 
+/* The return address of a fresh context's entry (x86_64.S): resumes the
+ * link context, or aborts.  Never called. */
+__attribute__((visibility("hidden"))) void sp__asm_exit(void);
+
 /* Builds a fresh context on the stack that ends at `top` (exclusive) and
  * returns its stack pointer, for sp__asm_jump.  The first switch into it
  * jumps to entry(transfer) on a 16-byte aligned stack (rsp + 8 a multiple
  * of 16, as after a call), with the creator's MXCSR and x87 control words
- * and rbp zero.  Its return address is a stub: if entry returns, the stub
+ * and rbp zero.  Its return address is sp__asm_exit: if entry returns, it
  * resumes the context whose saved stack pointer is in *link (with transfer
- * NULL), or with link NULL calls abort(). */
-void *sp__asm_make(void *top, void (*entry)(void *transfer), void **link);
+ * NULL), or with link NULL calls abort().  Inline, as part of a spawn.
+ * Layout, top rounded down to 16:
+ *   [top-48] the switch frame: MXCSR/x87 CW, rbp 0, resume at entry
+ *   [top-24] entry's return address: sp__asm_exit
+ *   [top-16] link
+ *   [top-8]  0
+ * Not checked by ASan: a pooled stack's shadow may still hold the
+ * redzones of the frames its previous coroutine never returned from. */
+#if SP_ASAN
+__attribute__((no_sanitize_address))
+#endif
+static inline void *sp__asm_make(void *top, void (*entry)(void *transfer), void **link)
+{
+    void **f = (void **)((uintptr_t)top & ~(uintptr_t)15) - 6;
+    unsigned mxcsr;
+    unsigned short cw;
+    __asm__("stmxcsr %0" : "=m"(mxcsr));
+    __asm__("fnstcw %0" : "=m"(cw));
+    f[0] = (void *)((uintptr_t)mxcsr | (uintptr_t)cw << 32);
+    f[1] = NULL;
+    f[2] = (void *)entry;
+    f[3] = (void *)sp__asm_exit;
+    f[4] = (void *)link;
+    f[5] = NULL;
+    return f;
+}
 /* The bytes at the top of a stack that sp__asm_make writes and nothing
  * writes again (the link and a zero word): a shared-stack copy may leave
  * them out.  A multiple of 16, as the copier wants. */

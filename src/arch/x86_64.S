@@ -1,7 +1,8 @@
 /* spindle context switch, x86-64 System V: the pieces that are not inline.
  *
- * The switch itself is inline assembly, sp__asm_jump in ctx.h; this file
- * builds fresh contexts and ends them.  The ABI rules both rely on (System V
+ * The switch itself is inline assembly, sp__asm_jump in ctx.h, and a fresh
+ * context is laid out in C, sp__asm_make; this file holds what must be
+ * assembly: the stub a fresh context's entry returns to.  The ABI rules both rely on (System V
  * AMD64 psABI, section 3.2):
  *  - rbx, rbp, r12-r15 and rsp are callee-saved; every other general
  *    register, every vector register and the flags are caller-saved.  The
@@ -44,7 +45,7 @@
  *   [sp+8]   rbp
  *   [sp+16]  the address to resume at
  *
- * A fresh context, top = the stack's end rounded down to 16:
+ * A fresh context (sp__asm_make), top = the stack's end rounded down to 16:
  *   [top-48] the frame: creator's MXCSR/x87 CW, rbp 0, resume at entry
  *   [top-24] return address of entry: sp__asm_exit
  *   [top-16] link (void **, may be NULL)
@@ -53,33 +54,11 @@
 
         .text
 
-/* void *sp__asm_make(void *top, void (*entry)(void *), void **link)
- *                    rdi        rsi                    rdx             */
-        .globl  sp__asm_make
-        .hidden sp__asm_make
-        .type   sp__asm_make, @function
-        .p2align 4
-sp__asm_make:
-        .cfi_startproc
-        endbr64
-        andq    $-16, %rdi
-        leaq    -48(%rdi), %rax
-        movq    $0, 40(%rax)
-        movq    %rdx, 32(%rax)          /* link */
-        leaq    sp__asm_exit(%rip), %rcx
-        movq    %rcx, 24(%rax)          /* entry's return address */
-        movq    %rsi, 16(%rax)          /* resume at entry */
-        movq    $0, 8(%rax)             /* rbp: ends frame-pointer chains */
-        movq    $0, (%rax)
-        stmxcsr (%rax)                  /* inherit the creator's FP control */
-        fnstcw  4(%rax)
-        ret
-        .cfi_endproc
-        .size   sp__asm_make, .-sp__asm_make
-
 /* Reached by the `ret` of an entry function that returned: rsp = top - 16,
  * where the link is.  Resumes the link context with transfer (rdi) NULL.
  * Never called, so it is the outermost frame for unwinders. */
+        .globl  sp__asm_exit
+        .hidden sp__asm_exit
         .type   sp__asm_exit, @function
         .p2align 4
 sp__asm_exit:

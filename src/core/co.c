@@ -1,19 +1,48 @@
 /* Coroutine lifecycle: spawn, the entry and the end, join, detach, the
  * asymmetric resume/suspend pair, and sp_run. */
 #define _GNU_SOURCE
-#include "core/internal.h"
+#include "core/switch.h"
 
 #include <errno.h>
 #include <string.h>
 
-#if SP_ASAN
-#include <sanitizer/common_interface_defs.h>
-#endif
-#if SP_TSAN
-#include <sanitizer/tsan_interface.h>
-#endif
+/* The end of a coroutine on a thread without M:N, inline where it ends:
+ * its result is in co->val.  Its stack is released by the next context to
+ * run (the post action), once nothing runs on it. */
+static sp__always_inline __attribute__((noreturn)) void co_end(sp_sched *s, sp_co *co)
+{
+    co->flags |= SP__F_ENDED;
+    sp__set_post(s, sp__release_zombie, co);
+    sp__set_state(co, SP__CO_DONE);
+    s->live--;
+    if (s->live == 0 && s->wait_all) {
+        sp__ready(s, s->wait_all);
+        s->wait_all = NULL;
+    }
+    sp_co *w = co->waiter;
+    if (w && co->resumed) {
+        /* The resumer waits for exactly this: hand it the CPU. */
+        co->waiter = NULL;
+        co->resumed = 0;
+        sp__switch_to_inline(s, w);
+    } else if (w && !s->rq_head && s->cfg.switch_mode == SP_SWITCH_DIRECT) {
+        /* The joiner, and nobody else is ready: it would be queued and
+         * popped at once (no poll while the post action is pending), so
+         * it gets the CPU straight away. */
+        if (w->heap_idx)
+            sp__theap_remove(&s->timers, w);
+        w->wait_err = 0;
+        w->wait_unlink = NULL;
+        sp__switch_to_inline(s, w);
+    } else {
+        if (w)
+            sp__wake_claimed_inline(s, w, 0); /* the joiner */
+        sp__switch_next_inline(s);
+    }
+    sp__fatal("a coroutine that ended was resumed");
+}
 
-static inline __attribute__((always_inline)) void co_main(sp_sched *s)
+static sp__always_inline void co_main(sp_sched *s)
 {
 #if SP_ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
@@ -23,35 +52,48 @@ static inline __attribute__((always_inline)) void co_main(sp_sched *s)
     sp_co *co = s->current;
     void *r = co->fn(co->val);
     /* Under M:N it may end on another worker than it started on. */
-    sp__co_finish(sp__tls_sched, r);
+    s = sp__tls_sched;
+    if (sp__likely(!s->mn)) {
+        co->val = r;
+        co_end(s, co);
+    }
+    sp__co_finish(s, r);
 }
 
 void sp__co_entry_asm(void *transfer) { co_main(transfer); }
 void sp__co_entry_ext(void) { co_main(sp__tls_sched); }
 
-void sp__co_free_object(sp_sched *s, sp_co *co)
+static sp__always_inline void co_free_object(sp_sched *s, sp_co *co)
 {
     sp__set_state(co, 0); /* a stale handle now fails the state checks */
-    if (co->flags & SP__F_HEAP)
+    if (sp__unlikely(co->flags & SP__F_HEAP))
         free(co);
     else
-        sp__mem_free(&s->mem, co, sizeof *co);
+        sp__mem_free_small(&s->mem, co, sizeof *co);
 }
 
-int sp__co_birth(sp_sched *s, sp_co *co, size_t size)
+void sp__co_free_object(sp_sched *s, sp_co *co)
 {
-    if (co->kind == SP_STACK_SHARED) {
+    co_free_object(s, co);
+}
+
+static sp__always_inline int co_birth(sp_sched *s, sp_co *co, size_t size)
+{
+    if (sp__unlikely(co->kind == SP_STACK_SHARED)) {
         int rc = sp__shared_stack_ensure(s);
         if (rc < 0)
             return rc;
         co->flags |= SP__F_FRESH; /* its context is made on the run stack */
     } else {
-        int rc = sp__stack_alloc(&s->stacks, co->kind, size, 0, &co->stack);
+        int rc = sp__stack_get(&s->stacks, co->kind, size, &co->stack);
         if (rc < 0)
             return rc;
         if (!co->stack.guarded)
             co->flags |= SP__F_CANARY;
-        sp__co_make_context(s, co, co->stack.base, co->stack.size);
+        if (sp__likely(s->sw != SP__SW_EXT))
+            co->ctx.sp = sp__asm_make(co->stack.base + co->stack.size, sp__co_entry_asm, NULL);
+        else
+            sp__co_make_context(s, co, co->stack.base, co->stack.size);
     }
 #if SP_TSAN
     co->tsan_fiber = __tsan_create_fiber(0);
@@ -59,12 +101,34 @@ int sp__co_birth(sp_sched *s, sp_co *co, size_t size)
     return 0;
 }
 
-int sp__co_init(sp_co *co, int default_kind, sp_co_fn fn, void *arg, const sp_co_attr *attr)
+int sp__co_birth(sp_sched *s, sp_co *co, size_t size)
+{
+    return co_birth(s, co, size);
+}
+
+/* memset, spelled so that the compiler emits a few 16-byte stores: for an
+ * object this small it would otherwise pick `rep stos`, whose start-up
+ * alone costs more than the stores (the object is 8-aligned, not 16). */
+static sp__always_inline void co_zero(sp_co *co)
+{
+    typedef uint64_t v2 __attribute__((vector_size(16), aligned(8), may_alias));
+    const v2 z = {0, 0};
+    char *p = (char *)co;
+    size_t i = 0;
+#pragma GCC unroll 16
+    for (; i + 16 <= sizeof *co; i += 16)
+        *(v2 *)(void *)(p + i) = z;
+    if (sizeof *co - i >= 8)
+        *(uint64_t *)(void *)(p + i) = 0;
+}
+
+static sp__always_inline int co_init(sp_co *co, int default_kind, sp_co_fn fn, void *arg,
+                                     const sp_co_attr *attr)
 {
     int kind = attr->stack ? (int)attr->stack : default_kind;
     if (!fn || kind > SP_STACK_SHARED)
         return -EINVAL;
-    memset(co, 0, sizeof *co);
+    co_zero(co);
     co->fn = fn;
     co->val = arg;
     co->name = attr->name ? attr->name : "";
@@ -76,25 +140,30 @@ int sp__co_init(sp_co *co, int default_kind, sp_co_fn fn, void *arg, const sp_co
     return 0;
 }
 
-sp_co *sp__co_new(sp_sched *s, sp_co_fn fn, void *arg, const sp_co_attr *attr)
+int sp__co_init(sp_co *co, int default_kind, sp_co_fn fn, void *arg, const sp_co_attr *attr)
 {
-    sp_co_attr none = {0};
+    return co_init(co, default_kind, fn, arg, attr);
+}
+
+static sp__always_inline sp_co *co_new(sp_sched *s, sp_co_fn fn, void *arg,
+                                       const sp_co_attr *attr)
+{
+    static const sp_co_attr none;
     if (!attr)
         attr = &none;
     if (!fn || (attr->stack ? (int)attr->stack : (int)s->cfg.stack) > SP_STACK_SHARED) {
         errno = EINVAL;
         return NULL;
     }
-    size_t cap;
-    sp_co *co = sp__mem_alloc(&s->mem, sizeof *co, &cap);
+    sp_co *co = sp__mem_alloc_small(&s->mem, sizeof *co);
     if (!co)
         return NULL;
-    sp__co_init(co, (int)s->cfg.stack, fn, arg, attr);
+    co_init(co, (int)s->cfg.stack, fn, arg, attr);
     co->sched = s;
     co->id = s->next_id;
-    int rc = sp__co_birth(s, co, attr->stack_size ? attr->stack_size : s->cfg.stack_size);
+    int rc = co_birth(s, co, attr->stack_size ? attr->stack_size : s->cfg.stack_size);
     if (rc < 0) {
-        sp__mem_free(&s->mem, co, cap);
+        sp__mem_free_small(&s->mem, co, sizeof *co);
         errno = -rc;
         return NULL;
     }
@@ -102,10 +171,15 @@ sp_co *sp__co_new(sp_sched *s, sp_co_fn fn, void *arg, const sp_co_attr *attr)
     return co;
 }
 
+sp_co *sp__co_new(sp_sched *s, sp_co_fn fn, void *arg, const sp_co_attr *attr)
+{
+    return co_new(s, fn, arg, attr);
+}
+
 sp_co *sp_spawn(sp_co_fn fn, void *arg, const sp_co_attr *attr)
 {
     sp_sched *s = sp__sched();
-    sp_co *co = sp__co_new(s, fn, arg, attr);
+    sp_co *co = co_new(s, fn, arg, attr);
     if (!co)
         return NULL;
     if (attr && attr->suspended) {
@@ -129,9 +203,9 @@ void sp__co_finish(sp_sched *s, void *result)
     if (co->flags & SP__F_ROOT)
         sp__fatal("sp_exit called from the root coroutine of a thread");
     co->val = result;
-    co->flags |= SP__F_ENDED;
-    sp__set_post(s, sp__release_zombie, co);
     if (s->mn) {
+        co->flags |= SP__F_ENDED;
+        sp__set_post(s, sp__release_zombie, co);
         /* Its end is published once it is off its stack (sp__mn_ended):
          * a joiner on another worker frees it as soon as it sees it.  A
          * resumed coroutine has no joiner (EBUSY): `waiter` is its own. */
@@ -145,24 +219,7 @@ void sp__co_finish(sp_sched *s, void *result)
         }
         sp__fatal("a coroutine that ended was resumed");
     }
-    sp__set_state(co, SP__CO_DONE);
-    s->live--;
-    if (s->live == 0 && s->wait_all) {
-        sp__ready(s, s->wait_all);
-        s->wait_all = NULL;
-    }
-    sp_co *w = co->waiter;
-    if (w && co->resumed) {
-        /* The resumer waits for exactly this: hand it the CPU. */
-        co->waiter = NULL;
-        co->resumed = 0;
-        sp__switch_to(s, w);
-    } else {
-        if (w)
-            sp__wake(s, w, 0); /* the joiner */
-        sp__switch_next(s);
-    }
-    sp__fatal("a coroutine that ended was resumed");
+    co_end(s, co);
 }
 
 void sp_exit(void *result)
@@ -203,6 +260,19 @@ static void join_unlink(sp_co *joiner)
     join_unlock(l);
 }
 
+/* sp__wait_lk without a deadline, with the one-thread case inline. */
+static sp__always_inline int join_wait(sp_sched *s, sp__lock *l)
+{
+    sp_co *me = s->current;
+    if (sp__unlikely(s->mn != NULL || sp__canceled(me)))
+        return sp__wait_lk(s, -1, l);
+    me->wait_err = 0;
+    sp__set_state(me, SP__CO_WAITING);
+    sp__switch_next_inline(s);
+    me->wait_unlink = NULL;
+    return me->wait_err;
+}
+
 int sp_join(sp_co *co, void **result)
 {
     sp_sched *s = sp__sched();
@@ -230,7 +300,7 @@ int sp_join(sp_co *co, void **result)
         co->waiter = s->current;
         s->current->wait_obj = co;
         s->current->wait_unlink = join_unlink;
-        int err = sp__wait_lk(s, -1, l);
+        int err = join_wait(s, l);
         s = sp__sched();
         if (err) {
             l = join_lock(s, co);
@@ -244,7 +314,7 @@ int sp_join(sp_co *co, void **result)
     }
     if (result)
         *result = co->val;
-    sp__co_free_object(s, co);
+    co_free_object(s, co);
     return 0;
 }
 

@@ -31,6 +31,29 @@ typedef struct sp__mem {
 void *sp__mem_alloc(sp__mem *m, size_t size, size_t *cap);
 void sp__mem_free(sp__mem *m, void *p, size_t cap);
 
+/* The same for a size known at compile time and at most 256 bytes (a
+ * coroutine object, a backend context): the class is a constant, the hot
+ * path a pop or a push of its free list.  Blocks go back with the size
+ * they were asked with. */
+static inline void *sp__mem_alloc_small(sp__mem *m, size_t size)
+{
+    void **head = &m->free[(size + 7) / 8 - 1];
+    void *p = *head;
+    if (sp__likely(p != NULL)) {
+        *head = *(void **)p;
+        return p;
+    }
+    size_t cap;
+    return sp__mem_alloc(m, size, &cap);
+}
+
+static inline void sp__mem_free_small(sp__mem *m, void *p, size_t size)
+{
+    void **head = &m->free[(size + 7) / 8 - 1];
+    *(void **)p = *head;
+    *head = p;
+}
+
 /* ---- coroutine ---- */
 
 enum {
@@ -402,6 +425,14 @@ int sp__wake(sp_sched *s, sp_co *co, int err);
  * thread, or its sp__claim won), on co's own thread: off the timer heap,
  * err recorded, ready. */
 void sp__wake_claimed(sp_sched *s, sp_co *co, int err);
+static inline void sp__wake_claimed_inline(sp_sched *s, sp_co *co, int err)
+{
+    if (co->heap_idx)
+        sp__theap_remove(&s->timers, co);
+    co->wait_err = err;
+    co->wait_unlink = NULL;
+    sp__ready(s, co);
+}
 /* Readies every coroutine whose deadline has passed; returns how many. */
 int sp__timers_expire(sp_sched *s, int64_t now);
 /* Looks at I/O and timers without blocking: called between switches so busy

@@ -69,6 +69,11 @@ static void shared_load(sp_sched *s, sp_co *co)
     char *top = shared_top(s);
     if (co->flags & SP__F_FRESH) {
         co->flags &= ~SP__F_FRESH;
+#if SP_ASAN
+        /* The previous owners' frames left redzones behind (see
+         * sp__release_zombie); the run stack is free while this runs. */
+        __asan_unpoison_memory_region(s->shared_stack.base, s->shared_stack.size);
+#endif
         sp__co_make_context(s, co, s->shared_stack.base, s->shared_stack.size);
         return;
     }
@@ -110,12 +115,6 @@ void sp__poll_now(sp_sched *s)
         sp__mn_poll(s);
 }
 
-static inline void maybe_poll(sp_sched *s)
-{
-    if (sp__unlikely(++s->since_poll >= SP__POLL_EVERY) && s->since_poll >= s->rq_len)
-        sp__poll_now(s);
-}
-
 sp_sched *sp__switch_to(sp_sched *s, sp_co *to)
 {
     return sp__switch_to_inline(s, to);
@@ -123,19 +122,7 @@ sp_sched *sp__switch_to(sp_sched *s, sp_co *to)
 
 sp_sched *sp__switch_next(sp_sched *s)
 {
-    sp_co *next = NULL;
-    /* Not while a post action is pending: the coroutine leaving may hold
-     * the lock of what it waits on until it is off its stack, and a poll
-     * can expire timers and drain the inbox, whose unlinks take such
-     * locks (two workers would take two of them in opposite orders).  The
-     * count goes on; the next switch without one polls. */
-    if (sp__likely(!s->post))
-        maybe_poll(s);
-    if (s->cfg.switch_mode == SP_SWITCH_DIRECT)
-        next = sp__likely(!s->mn) ? sp__rq_pop(s) : sp__mn_next(s);
-    if (!next)
-        next = s->sched_co;
-    return sp__switch_to_inline(s, next);
+    return sp__switch_next_inline(s);
 }
 
 /* Everything sp_yield does besides a plain step of the round-robin: the
@@ -143,7 +130,7 @@ sp_sched *sp__switch_next(sp_sched *s)
 static sp__noinline void yield_slow(void)
 {
     sp_sched *s = sp__sched();
-    maybe_poll(s);
+    sp__maybe_poll(s);
     if (s->mn) {
         sp__mn_yield(s);
         return;
@@ -260,7 +247,13 @@ sp__noinline void sp__release_zombie(sp_sched *s, void *arg)
         z->save_cap = z->save_len = 0;
     } else {
         sp__check_canary(z);
-        sp__stack_free(&s->stacks, &z->stack);
+#if SP_ASAN
+        /* Frames it never returned from (sp_exit, the end itself) left
+         * their redzones poisoned: the next coroutine on this stack would
+         * trip over them. */
+        __asan_unpoison_memory_region(z->stack.base, z->stack.size);
+#endif
+        sp__stack_put(&s->stacks, &z->stack);
     }
     if (z->ctx.ext) {
         sp__mem_free(&s->mem, z->ctx.ext, sizeof(sp__ext_ctx));

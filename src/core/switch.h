@@ -119,4 +119,30 @@ static sp__always_inline sp_sched *sp__switch_to_inline(sp_sched *s, sp_co *to)
     return sp__raw_switch(s, from, to);
 }
 
+/* Looks at I/O and timers between switches (sp__poll_now) so busy
+ * coroutines do not starve them. */
+static sp__always_inline void sp__maybe_poll(sp_sched *s)
+{
+    if (sp__unlikely(++s->since_poll >= SP__POLL_EVERY) && s->since_poll >= s->rq_len)
+        sp__poll_now(s);
+}
+
+/* sp__switch_next, inline (internal.h has the contract). */
+static sp__always_inline sp_sched *sp__switch_next_inline(sp_sched *s)
+{
+    sp_co *next = NULL;
+    /* Not while a post action is pending: the coroutine leaving may hold
+     * the lock of what it waits on until it is off its stack, and a poll
+     * can expire timers and drain the inbox, whose unlinks take such
+     * locks (two workers would take two of them in opposite orders).  The
+     * count goes on; the next switch without one polls. */
+    if (sp__likely(!s->post))
+        sp__maybe_poll(s);
+    if (sp__likely(s->cfg.switch_mode == SP_SWITCH_DIRECT))
+        next = sp__likely(!s->mn) ? sp__rq_pop(s) : sp__mn_next(s);
+    if (!next)
+        next = s->sched_co;
+    return sp__switch_to_inline(s, next);
+}
+
 #endif

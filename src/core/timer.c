@@ -169,11 +169,7 @@ canceled:
 
 void sp__wake_claimed(sp_sched *s, sp_co *co, int err)
 {
-    if (co->heap_idx)
-        sp__theap_remove(&s->timers, co);
-    co->wait_err = err;
-    co->wait_unlink = NULL;
-    sp__ready(s, co);
+    sp__wake_claimed_inline(s, co, err);
 }
 
 int sp__wake(sp_sched *s, sp_co *co, int err)

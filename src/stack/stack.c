@@ -116,6 +116,9 @@ static int try_guard(char *guard)
 
 static int carve(sp__stack_bucket *b, int must_guard, sp__stack *out)
 {
+    /* The guard budget is needed only here: a spawn from the pool never
+     * pays for pthread_once. */
+    pthread_once(&g.once, budget_init);
     size_t page = sp__page_size();
     size_t slot = page + b->size;
     if (b->slab_left == 0) {
@@ -176,7 +179,6 @@ static int take_orphan(sp__stack_bucket *b, sp__stack *out)
 int sp__stack_alloc(sp__stack_pool *p, int kind, size_t size, int must_guard,
                     sp__stack *out)
 {
-    pthread_once(&g.once, budget_init);
     if (kind != SP_STACK_FIXED && kind != SP_STACK_VIRTUAL)
         return -EINVAL;
     size_t page = sp__page_size();

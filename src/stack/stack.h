@@ -52,6 +52,44 @@ void sp__stack_free(sp__stack_pool *p, const sp__stack *st);
  * which other threads' pools refill before carving new slabs. */
 void sp__stack_pool_fini(sp__stack_pool *p);
 
+/* The pool's first bucket inline: the stacks of the kind and size a thread
+ * spawns most (its scheduler's own stack made it the default fixed one)
+ * pop and push their free list without a call; everything else goes to
+ * sp__stack_alloc and sp__stack_free.  size: as for sp__stack_alloc. */
+static inline int sp__stack_get(sp__stack_pool *p, int kind, size_t size, sp__stack *out)
+{
+    sp__stack_bucket *b = &p->b[0];
+    char *top = b->free;
+    if (size == 0)
+        size = kind == SP_STACK_VIRTUAL ? SP_STACK_VIRTUAL_SIZE : SP_STACK_FIXED_SIZE;
+    if (__builtin_expect(top && b->size == size && b->kind == kind, 1)) {
+        char *base = top - size;
+        b->free = *(void **)(top - sizeof(void *));
+        b->nfree--;
+        out->base = base;
+        out->size = (uint32_t)size;
+        out->kind = (uint8_t)kind;
+        out->guarded = (uint8_t)*(uintptr_t *)(top - 2 * sizeof(void *));
+        return 0;
+    }
+    return sp__stack_alloc(p, kind, size, 0, out);
+}
+
+static inline void sp__stack_put(sp__stack_pool *p, const sp__stack *st)
+{
+    sp__stack_bucket *b = &p->b[0];
+    if (__builtin_expect(st->kind == SP_STACK_FIXED && b->size == st->size &&
+                         b->kind == SP_STACK_FIXED, 1)) {
+        char *top = st->base + st->size;
+        *(uintptr_t *)(top - 2 * sizeof(void *)) = st->guarded;
+        *(void **)(top - sizeof(void *)) = b->free;
+        b->free = top;
+        b->nfree++;
+        return;
+    }
+    sp__stack_free(p, st);
+}
+
 /* 1 if an unguarded stack's canary is intact (always 1 when guarded). */
 int sp__stack_canary_ok(const sp__stack *st);
 
