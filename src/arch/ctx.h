@@ -45,7 +45,8 @@ typedef struct sp__ctx {
  *   [sp+16]  the address to resume at (a label just after the switch)
  * The frame is pushed below the caller's stack pointer: a function that
  * switches inline must not keep data in its red zone (the files that use
- * this are built with -mno-red-zone; see src/core/CMakeLists.txt). */
+ * this are built with -mno-red-zone and SP__NO_RED_ZONE, without which
+ * sp__asm_jump is not defined; see src/core/CMakeLists.txt). */
 #define SP__ASM_CLOBBERS                                                          \
     "rax", "rbx", "rcx", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",    \
     "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",     \
@@ -61,6 +62,7 @@ typedef struct sp__ctx {
  * slot unwritten (sp_config.fpenv_shared), and one thread must not mix the
  * two.  fldcw is slow, so it is skipped when the word does not change;
  * ldmxcsr is cheaper than the compare that would skip it. */
+#if SP__NO_RED_ZONE /* set by CMake beside -mno-red-zone */
 static inline __attribute__((always_inline)) void *
 sp__asm_jump(void **save_sp, void *load_sp, void *transfer, int fp)
 {
@@ -107,6 +109,7 @@ sp__asm_jump(void **save_sp, void *load_sp, void *transfer, int fp)
                          : SP__ASM_CLOBBERS);
     return t;
 }
+#endif
 
 /* sp__asm_jump as an ordinary function, for callers outside the core (the
  * tests): it returns with the callee-saved registers intact, as the ABI

@@ -8,6 +8,10 @@
 
 #include "core/internal.h"
 
+#if !SP__NO_RED_ZONE
+#error "switch.h switches inline: build this file with -mno-red-zone (src/core/CMakeLists.txt)"
+#endif
+
 #if SP_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
