@@ -155,11 +155,17 @@ static sp__noinline void yield_slow(void)
 void sp_yield(void)
 {
     sp_sched *s = sp__tls_sched;
-    if (sp__unlikely(!s || s->mn || !s->yield_inline || s->since_poll + 1 >= SP__POLL_EVERY)) {
+    if (sp__unlikely(!s || s->mn || !s->yield_inline)) {
         yield_slow();
         return;
     }
-    s->since_poll++;
+    /* sp__maybe_poll's test, with the poll itself out of line. */
+    uint32_t n = s->since_poll + 1;
+    if (sp__unlikely(n >= SP__POLL_EVERY && n >= s->rq_len)) {
+        yield_slow();
+        return;
+    }
+    s->since_poll = n;
     sp_co *next = s->rq_head;
     if (!next)
         return;
