@@ -197,7 +197,7 @@ int sp_yield_to(sp_co *co)
     sp__rq_remove(s, co);
     sp__set_state(s->current, SP__CO_READY);
     sp__rq_push(s, s->current);
-    sp__switch_to(s, co);
+    sp__switch_to_inline(s, co);
     return 0;
 }
 
