@@ -1,7 +1,10 @@
 /* The context-switch backends (layer "arch").  Three ways to move the CPU
  * from one stack to another, with one shape:
  *
- *   asm      (x86_64.S)   callee-saved registers + MXCSR/x87 control words
+ *   asm      (ctx.h)      inline assembly in the caller: rbp, MXCSR/x87
+ *                         control words and a resume address on the stack,
+ *                         the compiler spills what else is live (x86_64.S:
+ *                         the ABI it relies on, and the entry's exit stub)
  *   ucontext (ucontext.c) glibc swapcontext: also saves the signal mask (a
  *                         system call each switch), kept for comparison
  *   sjlj     (sjlj.c)     _setjmp/_longjmp, the stack entered once through
