@@ -69,11 +69,6 @@ static void shared_load(sp_sched *s, sp_co *co)
     char *top = shared_top(s);
     if (co->flags & SP__F_FRESH) {
         co->flags &= ~SP__F_FRESH;
-#if SP_ASAN
-        /* The previous owners' frames left redzones behind (see
-         * sp__release_zombie); the run stack is free while this runs. */
-        __asan_unpoison_memory_region(s->shared_stack.base, s->shared_stack.size);
-#endif
         sp__co_make_context(s, co, s->shared_stack.base, s->shared_stack.size);
         return;
     }
@@ -241,24 +236,39 @@ int sp_suspend(void)
 
 /* ---- the scheduler context ---------------------------------------------- */
 
+/* The frames an ended coroutine never returned from (its entry and end,
+ * the chain under an sp_exit) keep their ASan redzones poisoned; frames
+ * that returned cleaned up after themselves.  The ones left all lie above
+ * the stack pointer it last switched away with: the next coroutine on this
+ * stack, or uninstrumented code there (an interceptor's locals), must not
+ * find them. */
+static inline void unpoison_ended(sp_co *z, char *lo, char *top)
+{
+#if SP_ASAN
+    char *sp = z->ctx.sp;
+    if (sp >= lo && sp < top)
+        lo = sp;
+    __asan_unpoison_memory_region(lo, (size_t)(top - lo));
+#endif
+    (void)z; (void)lo; (void)top;
+}
+
 sp__noinline void sp__release_zombie(sp_sched *s, void *arg)
 {
     sp_co *z = arg;
     if (z->kind == SP_STACK_SHARED) {
-        if (s->shared_owner == z)
+        if (s->shared_owner == z) {
             s->shared_owner = NULL;
+            unpoison_ended(z, s->shared_stack.base,
+                           s->shared_stack.base + s->shared_stack.size);
+        }
         if (z->save_buf)
             sp__mem_free(&s->mem, z->save_buf, z->save_cap);
         z->save_buf = NULL;
         z->save_cap = z->save_len = 0;
     } else {
         sp__check_canary(z);
-#if SP_ASAN
-        /* Frames it never returned from (sp_exit, the end itself) left
-         * their redzones poisoned: the next coroutine on this stack would
-         * trip over them. */
-        __asan_unpoison_memory_region(z->stack.base, z->stack.size);
-#endif
+        unpoison_ended(z, z->stack.base, z->stack.base + z->stack.size);
         sp__stack_put(&s->stacks, &z->stack);
     }
     if (z->ctx.ext) {
