@@ -112,6 +112,48 @@ sp__asm_jump(void **save_sp, void *load_sp, void *transfer, int fp)
                          : SP__ASM_CLOBBERS);
     return t;
 }
+
+/* The last switch of a context that will never run again (a coroutine that
+ * ended): nothing of it is saved but its stack pointer, stored in *save_sp
+ * for whoever releases its stack; no frame, no stmxcsr.  The context at
+ * load_sp resumes as from sp__asm_jump, with `transfer`. */
+static inline __attribute__((always_inline, noreturn)) void
+sp__asm_jump_end(void **save_sp, void *load_sp, void *transfer, int fp)
+{
+    register void *t __asm__("rdi") = transfer;
+    register void **save __asm__("rsi") = save_sp;
+    register void *load __asm__("rdx") = load_sp;
+    if (fp)
+        /* The control word is read through the leaving stack's red zone,
+         * which a signal frame never overwrites. */
+        __asm__ volatile("fnstcw -8(%%rsp)\n\t"
+                         "movzwl -8(%%rsp), %%ecx\n\t"
+                         "movq   %%rsp, (%%rsi)\n\t"
+                         "movq   %%rdx, %%rsp\n\t"
+                         "ldmxcsr (%%rsp)\n\t"
+                         "cmpw   4(%%rsp), %%cx\n\t"
+                         "je     2f\n\t"
+                         "fldcw  4(%%rsp)\n"
+                         "2:\n\t"
+                         "movq   8(%%rsp), %%rbp\n\t"
+                         "movq   16(%%rsp), %%rax\n\t"
+                         "addq   $24, %%rsp\n\t"
+                         "jmp    *%%rax"
+                         :
+                         : "r"(t), "r"(save), "r"(load)
+                         : "rax", "rcx", "memory");
+    else
+        __asm__ volatile("movq   %%rsp, (%%rsi)\n\t"
+                         "movq   %%rdx, %%rsp\n\t"
+                         "movq   8(%%rsp), %%rbp\n\t"
+                         "movq   16(%%rsp), %%rax\n\t"
+                         "addq   $24, %%rsp\n\t"
+                         "jmp    *%%rax"
+                         :
+                         : "r"(t), "r"(save), "r"(load)
+                         : "rax", "memory");
+    __builtin_unreachable();
+}
 #endif
 
 /* sp__asm_jump as an ordinary function, for callers outside the core (the

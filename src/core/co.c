@@ -24,7 +24,7 @@ static sp__always_inline __attribute__((noreturn)) void co_end(sp_sched *s, sp_c
         /* The resumer waits for exactly this: hand it the CPU. */
         co->waiter = NULL;
         co->resumed = 0;
-        sp__switch_to_inline(s, w);
+        sp__switch_to_ex(s, w, 1);
     } else if (w && !s->rq_head && s->cfg.switch_mode == SP_SWITCH_DIRECT) {
         /* The joiner, and nobody else is ready: it would be queued and
          * popped at once (no poll while the post action is pending), so
@@ -33,11 +33,11 @@ static sp__always_inline __attribute__((noreturn)) void co_end(sp_sched *s, sp_c
             sp__theap_remove(&s->timers, w);
         w->wait_err = 0;
         w->wait_unlink = NULL;
-        sp__switch_to_inline(s, w);
+        sp__switch_to_ex(s, w, 1);
     } else {
         if (w)
             sp__wake_claimed_inline(s, w, 0); /* the joiner */
-        sp__switch_next_inline(s);
+        sp__switch_next_ex(s, 1);
     }
     sp__fatal("a coroutine that ended was resumed");
 }

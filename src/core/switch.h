@@ -74,7 +74,8 @@ static sp__always_inline void sp__check_canary(sp_co *co)
 /* Switches from `from` (the current coroutine) to `to`, whose frames are
  * in place; returns when `from` runs again, with the scheduler it runs on
  * then (M:N: maybe another worker's), after that scheduler's post action. */
-static sp__always_inline sp_sched *sp__raw_switch(sp_sched *s, sp_co *from, sp_co *to)
+static sp__always_inline sp_sched *sp__raw_switch_ex(sp_sched *s, sp_co *from, sp_co *to,
+                                                     int end)
 {
     void *fake = NULL;
     sp_sched *r;
@@ -85,8 +86,12 @@ static sp__always_inline sp_sched *sp__raw_switch(sp_sched *s, sp_co *from, sp_c
     __atomic_store_n(&to->sched, s, __ATOMIC_RELAXED);
     sp__set_state(to, SP__CO_RUNNING);
     if (sp__likely(s->sw == SP__SW_ASM)) {
+        if (end)
+            sp__asm_jump_end(&from->ctx.sp, to->ctx.sp, s, 1);
         r = sp__asm_jump(&from->ctx.sp, to->ctx.sp, s, 1);
     } else if (s->sw == SP__SW_ASM_NOFP) {
+        if (end)
+            sp__asm_jump_end(&from->ctx.sp, to->ctx.sp, s, 0);
         r = sp__asm_jump(&from->ctx.sp, to->ctx.sp, s, 0);
     } else {
         if (s->cfg.ctx == SP_CTX_UCONTEXT)
@@ -101,7 +106,14 @@ static sp__always_inline sp_sched *sp__raw_switch(sp_sched *s, sp_co *from, sp_c
     return r;
 }
 
-static sp__always_inline sp_sched *sp__switch_to_inline(sp_sched *s, sp_co *to)
+static sp__always_inline sp_sched *sp__raw_switch(sp_sched *s, sp_co *from, sp_co *to)
+{
+    return sp__raw_switch_ex(s, from, to, 0);
+}
+
+/* end: the current coroutine has ended and never runs again (its last
+ * switch saves nothing). */
+static sp__always_inline sp_sched *sp__switch_to_ex(sp_sched *s, sp_co *to, int end)
 {
     sp_co *from = s->current;
     if (sp__unlikely(to == from)) {
@@ -120,7 +132,12 @@ static sp__always_inline sp_sched *sp__switch_to_inline(sp_sched *s, sp_co *to)
         s->pending = to;
         to = s->sched_co;
     }
-    return sp__raw_switch(s, from, to);
+    return sp__raw_switch_ex(s, from, to, end);
+}
+
+static sp__always_inline sp_sched *sp__switch_to_inline(sp_sched *s, sp_co *to)
+{
+    return sp__switch_to_ex(s, to, 0);
 }
 
 /* Looks at I/O and timers between switches (sp__poll_now) so busy
@@ -131,8 +148,9 @@ static sp__always_inline void sp__maybe_poll(sp_sched *s)
         sp__poll_now(s);
 }
 
-/* sp__switch_next, inline (internal.h has the contract). */
-static sp__always_inline sp_sched *sp__switch_next_inline(sp_sched *s)
+/* sp__switch_next, inline (internal.h has the contract); end as for
+ * sp__switch_to_ex. */
+static sp__always_inline sp_sched *sp__switch_next_ex(sp_sched *s, int end)
 {
     sp_co *next = NULL;
     /* Not while a post action is pending: the coroutine leaving may hold
@@ -146,7 +164,12 @@ static sp__always_inline sp_sched *sp__switch_next_inline(sp_sched *s)
         next = sp__likely(!s->mn) ? sp__rq_pop(s) : sp__mn_next(s);
     if (!next)
         next = s->sched_co;
-    return sp__switch_to_inline(s, next);
+    return sp__switch_to_ex(s, next, end);
+}
+
+static sp__always_inline sp_sched *sp__switch_next_inline(sp_sched *s)
+{
+    return sp__switch_next_ex(s, 0);
 }
 
 #endif
