@@ -8,7 +8,8 @@
 
 /* The end of a coroutine on a thread without M:N, inline where it ends:
  * its result is in co->val.  Its stack is released by the next context to
- * run (the post action), once nothing runs on it. */
+ * run (the post action), once nothing runs on it, and its last switch saves
+ * nothing of it (sp__asm_jump_end). */
 static sp__always_inline __attribute__((noreturn)) void co_end(sp_sched *s, sp_co *co)
 {
     co->flags |= SP__F_ENDED;
