@@ -444,7 +444,7 @@ int spindle_micro(int argc, char **argv)
         measure("timers", &v, "ns/op", runs, json);
     }
     /* Still pinned: micro_sync unpins only around the Go peer's go/2p rows. */
-    micro_sync(only, runs, json, peers);
+    micro_sync(only, runs, json, peers, &all);
     if (wanted(only, "echo_rtt") || wanted(only, "echo_1000")) {
         sched_setaffinity(0, sizeof all, &all);
         bench_echo_note(stdout, json);

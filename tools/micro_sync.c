@@ -325,20 +325,17 @@ static double run_spawn(void *arg, long n, double *ns)
 
 /* ---- driver ---- */
 
+/* The CPUs `spindle micro` was started with (micro_sync's argument). */
+static cpu_set_t start_cpus;
+
 /* Gives this thread (whose affinity new threads and the peers inherit)
- * every CPU for as long as the caller needs them: the 2-worker rows and
- * the Go peer's go/2p rows need two.  Returns whether there is a pinning
- * for pin_again() to restore. */
+ * the CPUs the command was started with, for as long as the caller needs
+ * them: the 2-worker rows and the Go peer's go/2p rows need two.  Returns
+ * whether there is a pinning for pin_again() to restore. */
 static int unpin(cpu_set_t *was)
 {
     int saved = sched_getaffinity(0, sizeof *was, was) == 0;
-    cpu_set_t all;
-    CPU_ZERO(&all);
-    long n = sysconf(_SC_NPROCESSORS_CONF);
-    for (long i = 0; i < n && i < CPU_SETSIZE; i++)
-        CPU_SET(i, &all);
-    /* The kernel keeps only the CPUs our cpuset allows. */
-    sched_setaffinity(0, sizeof all, &all);
+    sched_setaffinity(0, sizeof start_cpus, &start_cpus);
     return saved;
 }
 
@@ -372,8 +369,9 @@ static int wanted(const char *only, const char *bench)
     return !only || strcmp(only, bench) == 0;
 }
 
-void micro_sync(const char *only, int runs, int json, int peers)
+void micro_sync(const char *only, int runs, int json, int peers, const cpu_set_t *cpus)
 {
+    start_cpus = *cpus;
     if (runs < 1)
         runs = 1;
     if (runs > BENCH_MAX_RUNS)
