@@ -551,8 +551,13 @@ sp_co *sp__mn_find(sp_sched *s)
             co = steal_any(s);
             __atomic_fetch_sub(&mn->nspinning, 1, __ATOMIC_SEQ_CST);
             if (co) {
-                /* More where that came from: let another worker look. */
-                if (dq_nonempty(w))
+                /* This worker stops looking: if work is left anywhere, let
+                 * another one look (as Go's spinning M wakes a P when it
+                 * finds work).  Otherwise work queued while this one was
+                 * the looker, which kept the spawners from waking anyone,
+                 * waits for a sleeper that nobody wakes while the busy
+                 * workers run coroutines that do not park. */
+                if (dq_nonempty(w) || work_visible(s))
                     wake_if_idle(mn, w);
                 return co;
             }

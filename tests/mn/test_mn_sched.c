@@ -4,6 +4,7 @@
 #include "sp_test.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 /* Counts scale down under TSan. */
@@ -556,6 +557,53 @@ static void test_move_to_a_worker(void **state)
     assert_int_equal(sp_move_to(0), -1); /* not on a worker */
 }
 
+/* ---- a burst of work reaches every idle worker ---- */
+
+/* Spinners never park: each holds its worker until all have checked in,
+ * which they can only do one per worker.  When the burst was queued while
+ * one worker was looking for work (so the spawns woke nobody), that worker,
+ * once it found its spinner, had to wake another for the rest; it did not,
+ * and the others slept until the spinners gave up. */
+enum { BURST_WORKERS = 8 };
+static _Atomic uint64_t burst_mask;
+
+static void *burst_spinner(void *arg)
+{
+    (void)arg;
+    int64_t end = sp_now() + 10 * 1000000000LL; /* a backstop, not a bound */
+    atomic_fetch_or(&burst_mask, 1ull << sp_worker_index());
+    while (__builtin_popcountll(atomic_load(&burst_mask)) < BURST_WORKERS && sp_now() < end)
+        ;
+    return NULL;
+}
+
+static void *main_burst(void *arg)
+{
+    (void)arg;
+    for (int r = 0; r < N(200); r++) {
+        atomic_store(&burst_mask, 0);
+        sp_co *co[BURST_WORKERS];
+        for (int i = 0; i < BURST_WORKERS; i++)
+            co[i] = sp_spawn(burst_spinner, NULL, NULL);
+        for (int i = 0; i < BURST_WORKERS; i++)
+            sp_join(co[i], NULL);
+        int up = __builtin_popcountll(atomic_load(&burst_mask));
+        if (up < BURST_WORKERS)
+            return IP(r + 1);
+        sp_sleep_ms(1); /* the workers go back to sleep between bursts */
+    }
+    return IP(0);
+}
+
+static void test_burst_reaches_every_worker(void **state)
+{
+    (void)state;
+    void *r = IP(-1);
+    assert_int_equal(sp_test_run_workers(main_burst, NULL, &r, BURST_WORKERS), 0);
+    if (PI(r))
+        fail_msg("burst %ld: not every worker woke to run a spinner within 10 s", (long)PI(r));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -571,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_spawn_in_from_a_foreign_thread),
         cmocka_unit_test(test_pinned_coroutine_stays),
         cmocka_unit_test(test_move_to_a_worker),
+        cmocka_unit_test(test_burst_reaches_every_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
