@@ -124,6 +124,8 @@ struct sp_conn {
      * and whatever it hangs on a connection (its coroutine, its thread). */
     sp_conn *next, *prev;
     void *owner;
+    int64_t idle_until;        /* the model's: when its idle read expires */
+    uint8_t idle_flags;        /* the model's: how that read is timed */
     /* Set by sp_conn_start. */
     sp_conn_server *srv;
     int fd;                    /* -1 once closed */

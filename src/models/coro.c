@@ -49,7 +49,12 @@ typedef struct coro_server {
     bool mt;
     pthread_mutex_t lock;     /* what follows; never held across a park */
     bool stopped;             /* the stopper has walked `idle` */
-    sp_conn *idle;            /* connections in an idle read: a stop ends them */
+    /* Connections in an idle read, oldest first: a stop ends them all, the
+     * reaper ends those past their idle deadline. */
+    sp_conn *idle, *idle_tail;
+    int64_t lazy_last;        /* the latest deadline the reaper keeps */
+    int64_t slack_ns;         /* how late the reaper may end an idle read */
+    sp_co *reaper;
     sp_conn *pool;            /* closed connections, kept for reuse */
     size_t pooled;
 } coro_server;
@@ -66,13 +71,20 @@ static inline void unlock(coro_server *s)
         pthread_mutex_unlock(&s->lock);
 }
 
+/* c->idle_flags: the reaper keeps its deadline (it reads with none), it is
+ * on the idle list, the reaper ended it. */
+enum { IDLE_LAZY = 1, IDLE_LISTED = 2, IDLE_REAPED = 4 };
+
 static void idle_add(coro_server *s, sp_conn *c)
 {
-    c->prev = NULL;
-    c->next = s->idle;
-    if (s->idle)
-        s->idle->prev = c;
-    s->idle = c;
+    c->next = NULL;
+    c->prev = s->idle_tail;
+    if (s->idle_tail)
+        s->idle_tail->next = c;
+    else
+        s->idle = c;
+    s->idle_tail = c;
+    c->idle_flags |= IDLE_LISTED;
 }
 
 static void idle_remove(coro_server *s, sp_conn *c)
@@ -83,6 +95,9 @@ static void idle_remove(coro_server *s, sp_conn *c)
         s->idle = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    else
+        s->idle_tail = c->prev;
+    c->idle_flags &= (uint8_t)~IDLE_LISTED;
 }
 
 /* The connections' read.  An idle read (a keep-alive connection waiting
@@ -91,11 +106,19 @@ static void idle_remove(coro_server *s, sp_conn *c)
  * M:N it runs beside the connection, which may be between conn.c's look
  * at the stop and its read.  A read that begins after the stopper walked
  * the list takes what is there and waits for nothing, as conn.c's own
- * reads do once they see the stop. */
+ * reads do once they see the stop.
+ *
+ * Its deadline is kept by the reaper, not by a timer of its own: every
+ * keep-alive request would otherwise put a timer in the heap and take it
+ * out again (with ten thousand connections, a walk through a heap of ten
+ * thousand each way).  The list is in the order reads began, and so in
+ * deadline order as long as each deadline is no earlier than the last one
+ * kept (always, with one idle timeout; under M:N nearly always): a read
+ * whose deadline would break the order keeps its own timer instead. */
 static ssize_t conn_read(sp_conn *c, int fd, void *buf, size_t len, int64_t deadline)
 {
     coro_server *s = c->owner;
-    bool stopped;
+    bool stopped, reaped;
     ssize_t n;
     int err;
 
@@ -103,21 +126,32 @@ static ssize_t conn_read(sp_conn *c, int fd, void *buf, size_t len, int64_t dead
         return sp_conn_ops_coro.read(c, fd, buf, len, deadline);
     lock(s);
     stopped = s->stopped;
-    if (!stopped)
+    c->idle_flags = 0;
+    if (!stopped) {
+        if (s->reaper && deadline >= 0 && deadline >= s->lazy_last) {
+            c->idle_flags = IDLE_LAZY;
+            c->idle_until = s->lazy_last = deadline;
+        }
         idle_add(s, c);
+    }
     unlock(s);
     if (stopped)
         return sp_conn_ops_coro.read(c, fd, buf, len, sp_now());
-    n = sp_conn_ops_coro.read(c, fd, buf, len, deadline);
+    n = sp_conn_ops_coro.read(c, fd, buf, len, c->idle_flags & IDLE_LAZY ? -1 : deadline);
     err = errno;
     lock(s);
-    idle_remove(s, c);
+    if (c->idle_flags & IDLE_LISTED)
+        idle_remove(s, c);
+    reaped = c->idle_flags & IDLE_REAPED;
     unlock(s);
+    if (n == 0 && reaped) {
+        n = -1; /* the end the reaper gave it is its deadline's */
+        err = ETIMEDOUT;
+    }
     errno = err;
     return n;
 }
 
-/* A connection for fd: from the pool, or new.  NULL with errno ENOMEM. */
 static sp_conn *conn_get(coro_server *s)
 {
     sp_conn *c;
@@ -157,6 +191,42 @@ static void *conn_main(void *arg)
     return NULL;
 }
 
+/* Ends the idle reads past their deadline (shutting their read side, as
+ * the stop does), then sleeps until the oldest one left is due, or for the
+ * slack if that is sooner, so that a busy server wakes it at most once a
+ * slack.  The stopper cancels it. */
+static void *reaper(void *arg)
+{
+    coro_server *s = arg;
+    int64_t idle_ns = s->opts->idle_timeout_ms * INT64_C(1000000);
+
+    for (;;) {
+        int64_t now = sp_now(), next = now + idle_ns;
+        bool stopped;
+
+        lock(s);
+        stopped = s->stopped;
+        for (sp_conn *c = s->idle, *nx; c && !stopped; c = nx) {
+            nx = c->next;
+            if (!(c->idle_flags & IDLE_LAZY))
+                continue;
+            if (c->idle_until > now) {
+                next = c->idle_until;
+                break;
+            }
+            idle_remove(s, c);
+            c->idle_flags |= IDLE_REAPED;
+            sp_conn_stop_idle(c);
+        }
+        unlock(s);
+        if (stopped)
+            return NULL;
+        if (next < now + s->slack_ns)
+            next = now + s->slack_ns;
+        sp_sleep_until(next); /* ECANCELED: the stop, seen above */
+    }
+}
+
 /* Waits for the stop, then closes the listener (which wakes the acceptor
  * with EBADF) and ends the idle keep-alive waits.  Connections in the middle
  * of a request finish it; conn.c answers them with "Connection: close". */
@@ -173,6 +243,10 @@ static void *stopper(void *arg)
     for (sp_conn *c = s->idle; c; c = c->next)
         sp_conn_stop_idle(c);
     unlock(s);
+    if (s->reaper) {
+        sp_cancel(s->reaper);
+        sp_join(s->reaper, NULL);
+    }
     return NULL;
 }
 
@@ -218,6 +292,7 @@ static void *server_main(void *arg)
     coro_server *s = arg;
     const sp_server_opts *o = s->opts;
     sp_co_attr stop_attr = {.name = "stopper", .detached = 1};
+    sp_co_attr reap_attr = {.name = "reaper"};
     const char *poller;
     char extra[64] = "";
     int rc, port, lfd;
@@ -242,9 +317,24 @@ static void *server_main(void *arg)
         sp_http_date_cache_init(&s->thread_date);
         s->date = &s->thread_date;
     }
+    /* Idle reads end at most a sixteenth of their timeout late (between
+     * 1 and 100 ms).  Without a reaper each keeps its own timer. */
+    s->slack_ns = s->opts->idle_timeout_ms * INT64_C(1000000) / 16;
+    if (s->slack_ns < 1000000)
+        s->slack_ns = 1000000;
+    if (s->slack_ns > 100000000)
+        s->slack_ns = 100000000;
+    s->reaper = sp_spawn(reaper, s, &reap_attr);
     if (!sp_spawn(stopper, s, &stop_attr)) {
         perror("spindle serve: spawn");
         sp_close(__atomic_exchange_n(&s->lfd, -1, __ATOMIC_ACQ_REL));
+        if (s->reaper) {
+            lock(s);
+            s->stopped = true;
+            unlock(s);
+            sp_cancel(s->reaper);
+            sp_join(s->reaper, NULL);
+        }
         return (void *)1;
     }
     /* The poller exists once the listener does: say so when io_uring was

@@ -32,6 +32,9 @@ import time
 
 READY_TIMEOUT = 15     # seconds for READY, even under ASan
 HEADER_TIMEOUT_MS = 2000
+# Long enough that no other case's client, however slow the machine, is
+# idle that long between two requests; short enough for t_idle to wait out.
+IDLE_TIMEOUT_MS = 3000
 PROCESS_MODELS = ("prefork", "reuseport")  # --workers N: N child processes
 THREAD_MODELS = ("pool", "mn")             # --workers N: N worker threads
 
@@ -407,6 +410,41 @@ class Suite:
         c.close()
         return "keep-alive: 5 requests on one connection"
 
+    def t_idle(self):
+        # Busy: a request every sixth of the idle timeout, for longer than
+        # the timeout, all on one connection: the deadline moves with each.
+        s = connect(self.port, timeout=30)
+        f = s.makefile("rb")
+        req = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+        t0 = time.monotonic()
+        n = 0
+        while time.monotonic() - t0 < IDLE_TIMEOUT_MS / 1000 * 1.5:
+            s.sendall(req)
+            r = read_response(f)
+            check(r is not None and r[0] == 200,
+                  "busy keep-alive connection closed after %.1f s (request %d)"
+                  % (time.monotonic() - t0, n))
+            n += 1
+            time.sleep(IDLE_TIMEOUT_MS / 1000 / 6)
+        # Idle: closed once the timeout has passed since the last answer
+        # (not before; 30 s at most, the socket's own timeout).
+        s.sendall(req)
+        check(read_response(f)[0] == 200, "the last request")
+        last = time.monotonic()
+        try:
+            end = f.read()
+        except socket.timeout:
+            end = None
+        idle_s = time.monotonic() - last
+        f.close()
+        s.close()
+        check(end == b"", "the idle connection was not closed within 30 s (got %r)" % (end,))
+        check(idle_s >= IDLE_TIMEOUT_MS / 1000 - 0.05,
+              "the idle connection was closed %.2f s after its last answer, before the %.1f s "
+              "idle timeout" % (idle_s, IDLE_TIMEOUT_MS / 1000))
+        return "idle: %d requests over %.1f s kept one connection; closed %.2f s after the " \
+               "last answer (timeout %.1f s)" % (n + 1, last - t0, idle_s, IDLE_TIMEOUT_MS / 1000)
+
     def t_http10(self):
         r = raw(self.port, b"GET / HTTP/1.0\r\n\r\n")
         check(len(r) == 1 and r[0][0] == 200 and r[0][1].get("connection") == "close",
@@ -676,7 +714,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="spindle-models-")
     try:
         root, cgi, big_sha = make_tree(tmp)
-        args = ["--root", root, "--cgi-dir", cgi, "--header-timeout-ms", str(HEADER_TIMEOUT_MS)] + extra
+        args = ["--root", root, "--cgi-dir", cgi, "--header-timeout-ms", str(HEADER_TIMEOUT_MS),
+                "--idle-timeout-ms", str(IDLE_TIMEOUT_MS)] + extra
         srv = Server(binary, model, args, tmp)
         try:
             port = srv.wait_ready()
@@ -712,7 +751,7 @@ def main():
         suite = Suite(binary, model, args, tmp, srv)
         suite.big_sha = big_sha
         names = ["t_hello", "t_head", "t_static", "t_sleep", "t_cgi", "t_pipelining",
-                 "t_keepalive", "t_http10", "t_errors", "t_slowloris", "t_ab", "t_wrk",
+                 "t_keepalive", "t_idle", "t_http10", "t_errors", "t_slowloris", "t_ab", "t_wrk",
                  "t_workers", "t_shutdown"]
         passed = failed = 0
         try:
