@@ -132,7 +132,9 @@ int sp_yield_to(sp_co *co);
 /* Asymmetric pair: sp_resume runs co (ready, or suspended by sp_suspend or by
  * attr.suspended) until co calls sp_suspend or finishes.  Returns 0 if co
  * suspended, 1 if it finished (join it for its result), or -1 with errno
- * EINVAL if co cannot be resumed.  Parks the caller meanwhile. */
+ * EINVAL if co cannot be resumed or EBUSY if another coroutine is joining it
+ * (drive it with sp_resume before joining it, not while).  Parks the caller
+ * meanwhile. */
 int sp_resume(sp_co *co);
 /* Returns control to the coroutine that resumed the caller; the caller stays
  * suspended (not ready) until resumed again.  Returns -1 with errno EINVAL if

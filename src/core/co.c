@@ -245,11 +245,19 @@ static inline void join_unlock(sp__lock *l)
         sp__lock_release(l);
 }
 
-void sp__set_resumed(sp_sched *s, sp_co *co, int on)
+int sp__set_resumed(sp_sched *s, sp_co *co, int on)
 {
     sp__lock *l = join_lock(s, co);
+    if (on && (co->jflags & SP__J_JOINING)) {
+        /* `waiter` is its joiner's: a resumer would take its place. */
+        join_unlock(l);
+        return -1;
+    }
+    if (on)
+        co->waiter = s->current;
     co->resumed = (uint8_t)on;
     join_unlock(l);
+    return 0;
 }
 
 static void join_unlink(sp_co *joiner)

@@ -384,8 +384,10 @@ sp_sched *sp__switch_next(sp_sched *s);
 /* Switches from the current coroutine straight to `to`. */
 sp_sched *sp__switch_to(sp_sched *s, sp_co *to);
 
-/* Sets co->resumed (under its stripe lock with M:N). */
-void sp__set_resumed(sp_sched *s, sp_co *co, int on);
+/* Sets co->resumed (under its stripe lock with M:N).  On: co is entered by
+ * sp_resume from s->current, which becomes its `waiter`, unless a joiner
+ * waits on it (-1).  Off: it left (0). */
+int sp__set_resumed(sp_sched *s, sp_co *co, int on);
 
 /* Parks the current coroutine until someone calls sp__ready or sp__wake on
  * it (sp_cancel does not end this wait).  Only this thread may wake it, or

@@ -208,10 +208,12 @@ int sp_resume(sp_co *co)
         errno = EINVAL;
         return -1;
     }
+    if (sp__set_resumed(s, co, 1) < 0) {
+        errno = EBUSY;
+        return -1;
+    }
     if (co->state == SP__CO_READY)
         sp__rq_remove(s, co);
-    co->waiter = s->current;
-    sp__set_resumed(s, co, 1);
     sp__set_state(s->current, SP__CO_PARKED);
     s = sp__switch_to_inline(s, co);
     /* Back because co suspended (it cleared `waiter`) or ended. */

@@ -96,6 +96,35 @@ static void test_resume_of_ready_coroutine(void **state)
     sp_join(by, NULL);
 }
 
+/* A coroutine that another coroutine is joining is not resumed: its
+ * joiner's place would be taken by the resumer, and when it ended it would
+ * wake the resumer alone (the joiner would wait forever). */
+static void *joins(void *arg)
+{
+    return IP(sp_join(arg, NULL) == 0 ? 1 : -errno);
+}
+
+static void test_resume_of_joined_coroutine_is_busy(void **state)
+{
+    sp_co_attr at = {.suspended = 1};
+    sp_co *g = sp_spawn(fib_gen, IP(3), &at);
+    assert_int_equal(sp_resume(g), 0); /* suspended inside, value 0 */
+    sp_co *j = sp_spawn(joins, g, NULL);
+    sp_yield(); /* j parks in its join */
+    assert_int_equal(sp_resume(g), -1);
+    assert_int_equal(errno, EBUSY);
+    /* Once the join is given up, the generator can be driven to its end. */
+    sp_cancel(j);
+    void *r;
+    assert_int_equal(sp_join(j, &r), 0);
+    assert_int_equal(PI(r), -ECANCELED);
+    assert_int_equal(sp_resume(g), 0);
+    assert_int_equal(sp_resume(g), 0);
+    assert_int_equal(sp_resume(g), 1);
+    assert_int_equal(sp_join(g, &r), 0);
+    assert_int_equal(PI(r), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -103,6 +132,7 @@ int main(void)
         cmocka_unit_test(test_suspend_outside_resume_fails),
         cmocka_unit_test(test_nested_resumers),
         cmocka_unit_test(test_resume_of_ready_coroutine),
+        cmocka_unit_test(test_resume_of_joined_coroutine_is_busy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
