@@ -66,6 +66,34 @@ typedef struct sp__ctx {
  * two.  fldcw is slow, so it is skipped when the word does not change;
  * ldmxcsr is cheaper than the compare that would skip it. */
 #if SP__NO_RED_ZONE /* set by CMake beside -mno-red-zone */
+/* The switch's pieces, shared by sp__asm_jump and sp__asm_jump_end.
+ * SAVE_FRAME pushes the frame above (the caller then writes the FP words
+ * into it when fp).  LOAD stores the leaving stack pointer through rsi and
+ * resumes the frame at rdx: rbp, then a jump to its saved address; LOAD_FP
+ * first restores the FP words (the caller has put its own x87 word in cx,
+ * so an unchanged one is not reloaded). */
+#define SP__ASM_SAVE_FRAME                                                    \
+    "leaq   1f(%%rip), %%rax\n\t"                                             \
+    "pushq  %%rax\n\t"                                                        \
+    "pushq  %%rbp\n\t"                                                        \
+    "subq   $8, %%rsp\n\t"
+#define SP__ASM_RESUME                                                        \
+    "movq   8(%%rsp), %%rbp\n\t"                                              \
+    "movq   16(%%rsp), %%rax\n\t"                                             \
+    "addq   $24, %%rsp\n\t"                                                   \
+    "jmp    *%%rax\n"
+#define SP__ASM_LOAD                                                          \
+    "movq   %%rsp, (%%rsi)\n\t"                                               \
+    "movq   %%rdx, %%rsp\n\t" SP__ASM_RESUME
+#define SP__ASM_LOAD_FP                                                       \
+    "movq   %%rsp, (%%rsi)\n\t"                                               \
+    "movq   %%rdx, %%rsp\n\t"                                                 \
+    "ldmxcsr (%%rsp)\n\t"                                                     \
+    "cmpw   4(%%rsp), %%cx\n\t"                                               \
+    "je     2f\n\t"                                                           \
+    "fldcw  4(%%rsp)\n"                                                       \
+    "2:\n\t" SP__ASM_RESUME
+
 static inline __attribute__((always_inline)) void *
 sp__asm_jump(void **save_sp, void *load_sp, void *transfer, int fp)
 {
@@ -73,39 +101,16 @@ sp__asm_jump(void **save_sp, void *load_sp, void *transfer, int fp)
     register void **save __asm__("rsi") = save_sp;
     register void *load __asm__("rdx") = load_sp;
     if (fp)
-        __asm__ volatile("leaq   1f(%%rip), %%rax\n\t"
-                         "pushq  %%rax\n\t"
-                         "pushq  %%rbp\n\t"
-                         "subq   $8, %%rsp\n\t"
+        __asm__ volatile(SP__ASM_SAVE_FRAME
                          "stmxcsr (%%rsp)\n\t"
                          "fnstcw 4(%%rsp)\n\t"
-                         "movzwl 4(%%rsp), %%ecx\n\t"
-                         "movq   %%rsp, (%%rsi)\n\t"
-                         "movq   %%rdx, %%rsp\n\t"
-                         "ldmxcsr (%%rsp)\n\t"
-                         "cmpw   4(%%rsp), %%cx\n\t"
-                         "je     2f\n\t"
-                         "fldcw  4(%%rsp)\n"
-                         "2:\n\t"
-                         "movq   8(%%rsp), %%rbp\n\t"
-                         "movq   16(%%rsp), %%rax\n\t"
-                         "addq   $24, %%rsp\n\t"
-                         "jmp    *%%rax\n"
+                         "movzwl 4(%%rsp), %%ecx\n\t" SP__ASM_LOAD_FP
                          "1:"
                          : "+r"(t), "+r"(save), "+r"(load)
                          :
                          : SP__ASM_CLOBBERS);
     else
-        __asm__ volatile("leaq   1f(%%rip), %%rax\n\t"
-                         "pushq  %%rax\n\t"
-                         "pushq  %%rbp\n\t"
-                         "subq   $8, %%rsp\n\t"
-                         "movq   %%rsp, (%%rsi)\n\t"
-                         "movq   %%rdx, %%rsp\n\t"
-                         "movq   8(%%rsp), %%rbp\n\t"
-                         "movq   16(%%rsp), %%rax\n\t"
-                         "addq   $24, %%rsp\n\t"
-                         "jmp    *%%rax\n"
+        __asm__ volatile(SP__ASM_SAVE_FRAME SP__ASM_LOAD
                          "1:"
                          : "+r"(t), "+r"(save), "+r"(load)
                          :
@@ -127,28 +132,12 @@ sp__asm_jump_end(void **save_sp, void *load_sp, void *transfer, int fp)
         /* The control word is read through the leaving stack's red zone,
          * which a signal frame never overwrites. */
         __asm__ volatile("fnstcw -8(%%rsp)\n\t"
-                         "movzwl -8(%%rsp), %%ecx\n\t"
-                         "movq   %%rsp, (%%rsi)\n\t"
-                         "movq   %%rdx, %%rsp\n\t"
-                         "ldmxcsr (%%rsp)\n\t"
-                         "cmpw   4(%%rsp), %%cx\n\t"
-                         "je     2f\n\t"
-                         "fldcw  4(%%rsp)\n"
-                         "2:\n\t"
-                         "movq   8(%%rsp), %%rbp\n\t"
-                         "movq   16(%%rsp), %%rax\n\t"
-                         "addq   $24, %%rsp\n\t"
-                         "jmp    *%%rax"
+                         "movzwl -8(%%rsp), %%ecx\n\t" SP__ASM_LOAD_FP
                          :
                          : "r"(t), "r"(save), "r"(load)
                          : "rax", "rcx", "memory");
     else
-        __asm__ volatile("movq   %%rsp, (%%rsi)\n\t"
-                         "movq   %%rdx, %%rsp\n\t"
-                         "movq   8(%%rsp), %%rbp\n\t"
-                         "movq   16(%%rsp), %%rax\n\t"
-                         "addq   $24, %%rsp\n\t"
-                         "jmp    *%%rax"
+        __asm__ volatile(SP__ASM_LOAD
                          :
                          : "r"(t), "r"(save), "r"(load)
                          : "rax", "memory");
