@@ -118,7 +118,7 @@ static void idle_remove(coro_server *s, sp_conn *c)
 static ssize_t conn_read(sp_conn *c, int fd, void *buf, size_t len, int64_t deadline)
 {
     coro_server *s = c->owner;
-    bool stopped, reaped;
+    bool stopped, lazy = false, reaped;
     ssize_t n;
     int err;
 
@@ -128,7 +128,8 @@ static ssize_t conn_read(sp_conn *c, int fd, void *buf, size_t len, int64_t dead
     stopped = s->stopped;
     c->idle_flags = 0;
     if (!stopped) {
-        if (s->reaper && deadline >= 0 && deadline >= s->lazy_last) {
+        lazy = s->reaper && deadline >= 0 && deadline >= s->lazy_last;
+        if (lazy) {
             c->idle_flags = IDLE_LAZY;
             c->idle_until = s->lazy_last = deadline;
         }
@@ -137,7 +138,8 @@ static ssize_t conn_read(sp_conn *c, int fd, void *buf, size_t len, int64_t dead
     unlock(s);
     if (stopped)
         return sp_conn_ops_coro.read(c, fd, buf, len, sp_now());
-    n = sp_conn_ops_coro.read(c, fd, buf, len, c->idle_flags & IDLE_LAZY ? -1 : deadline);
+    /* `lazy`, not idle_flags: the reaper writes those meanwhile. */
+    n = sp_conn_ops_coro.read(c, fd, buf, len, lazy ? -1 : deadline);
     err = errno;
     lock(s);
     if (c->idle_flags & IDLE_LISTED)
@@ -227,6 +229,16 @@ static void *reaper(void *arg)
     }
 }
 
+/* Ends the reaper, once the stop is set (which it looks at when the
+ * cancel wakes it). */
+static void reaper_end(coro_server *s)
+{
+    if (s->reaper) {
+        sp_cancel(s->reaper);
+        sp_join(s->reaper, NULL);
+    }
+}
+
 /* Waits for the stop, then closes the listener (which wakes the acceptor
  * with EBADF) and ends the idle keep-alive waits.  Connections in the middle
  * of a request finish it; conn.c answers them with "Connection: close". */
@@ -243,10 +255,7 @@ static void *stopper(void *arg)
     for (sp_conn *c = s->idle; c; c = c->next)
         sp_conn_stop_idle(c);
     unlock(s);
-    if (s->reaper) {
-        sp_cancel(s->reaper);
-        sp_join(s->reaper, NULL);
-    }
+    reaper_end(s);
     return NULL;
 }
 
@@ -328,13 +337,10 @@ static void *server_main(void *arg)
     if (!sp_spawn(stopper, s, &stop_attr)) {
         perror("spindle serve: spawn");
         sp_close(__atomic_exchange_n(&s->lfd, -1, __ATOMIC_ACQ_REL));
-        if (s->reaper) {
-            lock(s);
-            s->stopped = true;
-            unlock(s);
-            sp_cancel(s->reaper);
-            sp_join(s->reaper, NULL);
-        }
+        lock(s);
+        s->stopped = true;
+        unlock(s);
+        reaper_end(s);
         return (void *)1;
     }
     /* The poller exists once the listener does: say so when io_uring was
