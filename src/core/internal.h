@@ -263,6 +263,18 @@ typedef struct sp_sched {
     sp_co root;
 } sp_sched;
 
+/* Whether anything may still wake a coroutine of s that waits: a timer, a
+ * descriptor or offload wait, or an sp_park that another thread may end.
+ * When nothing may and nothing is ready, the runtime is deadlocked.  The
+ * poll waiters are looked at before the timer heap: under M:N another
+ * worker asks this of an idle one, whose poller takes timers out of its
+ * heap only while it has poll waiters. */
+static inline int sp__sched_wakeable(const sp_sched *s)
+{
+    return (s->poll && s->poll_waiters) || __atomic_load_n(&s->foreign_waits, __ATOMIC_RELAXED) ||
+           s->timers.n;
+}
+
 extern sp__tls sp_sched *sp__tls_sched;
 
 sp_sched *sp__sched_create(const sp_config *cfg);

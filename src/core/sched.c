@@ -312,8 +312,7 @@ static void idle(sp_sched *s)
             }
             deadline = t->deadline;
         }
-        if (!t && !__atomic_load_n(&s->foreign_waits, __ATOMIC_RELAXED) &&
-            !(s->poll && s->poll_waiters))
+        if (!sp__sched_wakeable(s))
             sp__fatal("deadlock: every coroutine of this thread is parked and "
                       "nothing can wake them");
         sp__sched_sleep(s, deadline);

@@ -373,11 +373,8 @@ void sp__mn_poll(sp_sched *s)
 
 /* With idle_lock held and every worker idle (no coroutine runs, and each
  * worker wrote its own counts before it took the lock): 1 when no coroutine
- * can ever be woken, as the single-threaded scheduler's idle() judges it: no
- * timer, no descriptor or offload wait, no sp_park that another thread may
- * end, nothing queued anywhere.  An idle worker may still be in its poller,
- * waking descriptor waiters and taking their timers out of its heap: so its
- * poll waiters are looked at first, and its heap only when it has none. */
+ * can ever be woken, as the single-threaded scheduler judges it for its
+ * thread (sp__sched_wakeable), and nothing is queued anywhere. */
 static int stuck(sp__mn *mn)
 {
     if (ld(&mn->gq_n, __ATOMIC_ACQUIRE))
@@ -385,9 +382,7 @@ static int stuck(sp__mn *mn)
     for (int i = 0; i < mn->n; i++) {
         sp__worker *v = mn->w[i];
         sp_sched *vs = v->s;
-        if ((vs->poll && vs->poll_waiters) || dq_nonempty(v) ||
-            ld(&vs->inbox_n, __ATOMIC_ACQUIRE) || ld(&vs->foreign_waits, __ATOMIC_RELAXED) ||
-            vs->timers.n)
+        if (dq_nonempty(v) || ld(&vs->inbox_n, __ATOMIC_ACQUIRE) || sp__sched_wakeable(vs))
             return 0;
     }
     return 1;
