@@ -275,11 +275,14 @@ typedef struct sp_config {
     size_t stack_size;        /* 0: the kind's default */
     /* The asm switch preserves each coroutine's MXCSR and x87 control words
      * (rounding, exception masks, FTZ/DAZ), which the ABI makes callee-saved:
-     * two coroutines may run in different rounding modes.  That costs about
-     * 3 ns a switch on Zen 4 (stmxcsr).  A program whose coroutines never
-     * change the floating-point control may set fpenv_shared = 1: all of a
-     * thread's coroutines then share the thread's control words, and a
-     * change made in one is seen by all.  SPINDLE_FPENV=shared sets it. */
+     * two coroutines may run in different rounding modes.  The exception
+     * flags (fetestexcept) are not preserved: like a function call, a switch
+     * may change them, and under the asm switch they are the thread's.
+     * Reading the words costs about 1 ns a switch.  A program whose
+     * coroutines never change the floating-point control may set
+     * fpenv_shared = 1: all of a thread's coroutines then share the thread's
+     * control words, and a change made in one is seen by all.
+     * SPINDLE_FPENV=shared sets it. */
     int fpenv_shared;
     sp_poll_kind poller;      /* SPINDLE_POLL=epoll|uring */
     int epoll_level;          /* level-triggered epoll (SPINDLE_EPOLL=level) */

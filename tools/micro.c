@@ -4,6 +4,7 @@
 #include "micro.h"
 
 #include <errno.h>
+#include <fenv.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <sched.h>
@@ -27,6 +28,7 @@ typedef struct variant {
     sp_config cfg;
     double (*run)(const struct variant *v, long iters); /* ns per op */
     sp_stack_kind stack;
+    int raise; /* switch: one coroutine raises an FP exception flag */
 } variant;
 
 typedef struct job {
@@ -61,6 +63,13 @@ static long switch_iters;
 
 static void *yielder(void *arg)
 {
+    if (arg) {
+        /* spindle/asm-fpflags: this one raises FE_INEXACT, its partner
+         * has not, so their MXCSR status bits differ. */
+        volatile double one = 1.0, three = 3.0;
+        volatile double q = one / three;
+        (void)q;
+    }
     for (long i = 0; i < switch_iters; i++)
         sp_yield();
     return NULL;
@@ -69,7 +78,9 @@ static void *yielder(void *arg)
 static double bench_yield(const variant *v, long iters)
 {
     switch_iters = iters;
-    sp_co *a = sp_spawn(yielder, NULL, NULL), *b = sp_spawn(yielder, NULL, NULL);
+    feclearexcept(FE_ALL_EXCEPT);
+    sp_co *a = sp_spawn(yielder, v->raise ? (void *)1 : NULL, NULL);
+    sp_co *b = sp_spawn(yielder, NULL, NULL);
     /* The root parks in join: only a and b take turns. */
     double t0 = bench_now_ns();
     sp_join(a, NULL);
@@ -389,7 +400,7 @@ int spindle_micro(int argc, char **argv)
     bench_print_header(stdout, json);
 
     if (wanted(only, "switch")) {
-        variant v[6];
+        variant v[7] = {0};
         config(&v[0].cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 0);
         v[0].impl = "spindle/asm";
         config(&v[1].cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 1);
@@ -402,7 +413,10 @@ int spindle_micro(int argc, char **argv)
         v[4].impl = "spindle/star";
         config(&v[5].cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 0);
         v[5].impl = "spindle/yield_to";
-        for (int i = 0; i < 6; i++) {
+        config(&v[6].cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 0);
+        v[6].impl = "spindle/asm-fpflags";
+        v[6].raise = 1;
+        for (int i = 0; i < 7; i++) {
             v[i].run = i == 5 ? bench_yield_to : bench_yield;
             v[i].stack = SP_STACK_FIXED;
             measure("switch", &v[i], "ns/op", runs, json);

@@ -18,7 +18,9 @@
  *  - The control bits of MXCSR (rounding mode, exception masks, FTZ/DAZ) and
  *    the x87 control word are callee-saved; their status bits are not.  A
  *    coroutine that changes its rounding mode must not change another's, so
- *    both words travel with the context (unless sp_config.fpenv_shared).
+ *    the control bits travel with the context (unless
+ *    sp_config.fpenv_shared); the status bits stay the thread's, and a word
+ *    whose control part is unchanged is not reloaded (ctx.h says why).
  *  - On entry to a function (just after `call` pushed the return address)
  *    rsp + 8 is a multiple of 16.  A fresh context is entered by a jump to
  *    its entry function with rsp pointing at a return address (the stub
@@ -67,11 +69,25 @@ sp__asm_exit:
         movq    (%rsp), %rcx
         testq   %rcx, %rcx
         jz      1f
+        /* The FP words as sp__asm_jump_end restores them (ctx.h): only a
+         * changed control part is reloaded, the running flags kept.  The
+         * ended stack below rsp is free to write. */
+        stmxcsr -8(%rsp)
+        fnstcw  -16(%rsp)
+        movl    -8(%rsp), %edx
+        movzwl  -16(%rsp), %r8d
         movq    (%rcx), %rsp
         xorl    %edi, %edi
+        xorl    (%rsp), %edx
+        testl   $0xffc0, %edx
+        jz      2f
+        andl    $0x3f, %edx
+        xorl    %edx, (%rsp)
         ldmxcsr (%rsp)
+2:      cmpw    4(%rsp), %r8w
+        je      3f
         fldcw   4(%rsp)
-        movq    8(%rsp), %rbp
+3:      movq    8(%rsp), %rbp
         movq    16(%rsp), %rax
         addq    $24, %rsp
         jmp     *%rax
