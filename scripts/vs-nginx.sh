@@ -140,7 +140,7 @@ EOF
         srv_pid=$!
         port=
         for _ in $(seq 50); do
-            port=$(awk '/^READY/ {print $2}' "$ready")
+            port=$(awk '/^READY/ {print $2}' "$ready" 2>/dev/null || true)
             [ -n "$port" ] && break
             sleep 0.1
         done
