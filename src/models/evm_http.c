@@ -22,6 +22,8 @@ ssize_t sp__evm_read(sp__evm_conn *c)
     size_t room = c->srv->in_cap - c->in_end;
     ssize_t n;
 
+    if (!c->in && sp__evm_io_get(c) < 0)
+        return -1;
     assert(room > 0); /* guaranteed by SP__EVM_IN_SLACK and the compaction */
     /* recv, not read: it skips the VFS layer (vfs_read, fdget_pos), a few
      * per cent of the kernel's time per request in the profiles */
@@ -58,6 +60,7 @@ int sp__evm_flush(sp__evm_conn *c)
         c->out_off += (size_t)n;
     }
     c->out_off = c->out_len = 0;
+    sp__evm_io_put(c); /* idle now: its buffers serve the busy ones */
     return 1;
 }
 
@@ -121,6 +124,7 @@ static bool keep_wish(const sp__evm_conn *c)
 
 static size_t out_room(const sp__evm_conn *c)
 {
+    assert(c->out); /* lent since the request's first byte was read */
     return SP__EVM_OUT_CAP - c->out_len;
 }
 

@@ -256,8 +256,13 @@ void sp__evm_submit(sp__evm_conn *c)
     pthread_mutex_unlock(&p->mu);
 }
 
+static void io_release(sp__evm_server *s, sp__evm_conn *c);
+
+/* The I/O block goes back here, not at the close: a helper may still be
+ * reading the request (the static path) from it until its job is done. */
 static void block_free(sp__evm_server *s, sp__evm_conn *c)
 {
+    io_release(s, c);
     c->next = s->free_list;
     s->free_list = c;
     s->nlive--;
@@ -396,8 +401,7 @@ static sp__evm_conn *conn_new(sp__evm_server *s, int fd)
     c->id = ++s->next_id;
     c->timer.deadline = -1;
     c->hdrs = (sp_http_header *)(void *)(b + s->hdr_off);
-    c->in = b + s->in_off;
-    c->out = b + s->out_off;
+    c->in = c->out = NULL; /* lent at the first read */
     c->file_fd = -1;
     c->fresh = true;
     c->req_start = s->now;
@@ -564,9 +568,50 @@ static void layout(sp__evm_server *s, size_t model_size)
     s->model_size = ALIGN64(model_size);
     s->hdr_off = s->model_size;
     s->in_cap = l->max_request_line + l->max_header_bytes + SP__EVM_IN_SLACK;
-    s->in_off = ALIGN64(s->hdr_off + l->max_headers * sizeof(sp_http_header));
-    s->out_off = ALIGN64(s->in_off + s->in_cap);
-    s->block_size = ALIGN64(s->out_off + SP__EVM_OUT_CAP);
+    s->block_size = ALIGN64(s->hdr_off + l->max_headers * sizeof(sp_http_header));
+    s->io_out_off = ALIGN64(s->in_cap);
+    s->io_size = ALIGN64(s->io_out_off + SP__EVM_OUT_CAP);
+}
+
+int sp__evm_io_get(sp__evm_conn *c)
+{
+    sp__evm_server *s = c->srv;
+    char *b;
+
+    if (c->in)
+        return 0;
+    b = s->io_free;
+    if (b) {
+        memcpy(&s->io_free, b, sizeof(void *));
+    } else {
+        b = aligned_alloc(64, s->io_size);
+        if (!b) {
+            errno = ENOMEM;
+            return -1;
+        }
+    }
+    c->in = b;
+    c->out = b + s->io_out_off;
+    s->io_lent++;
+    return 0;
+}
+
+static void io_release(sp__evm_server *s, sp__evm_conn *c)
+{
+    if (!c->in)
+        return;
+    c->in_start = c->in_pos = c->in_end = 0;
+    c->out_off = c->out_len = 0;
+    memcpy(c->in, &s->io_free, sizeof(void *));
+    s->io_free = c->in;
+    c->in = c->out = NULL;
+    s->io_lent--;
+}
+
+void sp__evm_io_put(sp__evm_conn *c)
+{
+    if (c->in && c->fd >= 0 && sp__evm_idle(c))
+        io_release(c->srv, c);
 }
 
 int sp__evm_server_init(sp__evm_server *s, const sp_server_opts *o,
@@ -655,6 +700,12 @@ void sp__evm_server_fini(sp__evm_server *s)
     while ((c = s->free_list)) {
         s->free_list = c->next;
         free(c);
+    }
+    while (s->io_free) {
+        void *b = s->io_free;
+
+        memcpy(&s->io_free, b, sizeof(void *));
+        free(b);
     }
     sp__evm_heap_free(&s->timers);
     sp__evm_stop_listening(s);
