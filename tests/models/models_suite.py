@@ -397,6 +397,59 @@ class Suite:
         check(a[0] == 200 and b[2] == b"Hello, World!\n", "split + pipelined: %r %r" % (a[:2], b[:2]))
         return "pipelining: 3 answers in order; split heads"
 
+    def t_buffers(self):
+        # Idle connections give their I/O buffers back and busy ones borrow
+        # them: a buffer must never change hands while a connection has a
+        # half-read head in it, and a burst larger than one buffer must
+        # come out whole and in order.
+        conns = [connect(self.port) for _ in range(20)]
+        try:
+            files = [s.makefile("rb") for s in conns]
+            for s in conns:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            for f in files:
+                r = read_response(f)
+                check(r and r[0] == 200, "warm-up answer: %r" % (r[:2] if r else None,))
+            # all idle now; half heads on even connections, whole requests
+            # on odd ones (which borrow and return buffers meanwhile)
+            for i, s in enumerate(conns):
+                if i % 2 == 0:
+                    s.sendall(b"GET /static/a.txt HTTP/1.1\r\nHo")
+            time.sleep(0.05)
+            for i, s in enumerate(conns):
+                if i % 2:
+                    s.sendall(b"GET /missing-%d HTTP/1.1\r\nHost: t\r\n\r\n" % i)
+            for i, f in enumerate(files):
+                if i % 2:
+                    r = read_response(f)
+                    check(r and r[0] == 404, "whole request beside half heads: %r"
+                          % (r[:2] if r else None,))
+            for i in reversed(range(0, len(conns), 2)):
+                conns[i].sendall(b"st: t\r\n\r\n")
+            for i in range(0, len(conns), 2):
+                r = read_response(files[i])
+                check(r and r[0] == 200 and r[2] == b"static file\n",
+                      "a half head finished after others were served: %r"
+                      % (r[:2] if r else None,))
+            # a pipelined burst of about 40 KiB on one connection, then idle,
+            # then one more request
+            n = 1500
+            conns[1].sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * n)
+            got = 0
+            for _ in range(n):
+                r = read_response(files[1])
+                check(r and r[0] == 200 and r[2] == b"Hello, World!\n",
+                      "burst answer %d of %d: %r" % (got + 1, n, r[:2] if r else None))
+                got += 1
+            time.sleep(0.05)
+            conns[1].sendall(b"GET /static/a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            r = read_response(files[1])
+            check(r and r[2] == b"static file\n", "after the burst: %r" % (r[:2] if r else None,))
+        finally:
+            for s in conns:
+                s.close()
+        return "buffers: half heads kept while others borrow; a 40 KiB burst in order"
+
     def t_keepalive(self):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         c.connect()
@@ -750,7 +803,7 @@ def main():
             return 1
         suite = Suite(binary, model, args, tmp, srv)
         suite.big_sha = big_sha
-        names = ["t_hello", "t_head", "t_static", "t_sleep", "t_cgi", "t_pipelining",
+        names = ["t_hello", "t_head", "t_static", "t_sleep", "t_cgi", "t_pipelining", "t_buffers",
                  "t_keepalive", "t_idle", "t_http10", "t_errors", "t_slowloris", "t_ab", "t_wrk",
                  "t_workers", "t_shutdown"]
         passed = failed = 0
