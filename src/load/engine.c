@@ -9,7 +9,10 @@
  *
  * Cost per request, keep-alive: one send, one or two reads, a share of an
  * epoll_wait, no allocation.  The request is built once; each connection
- * reads into its own buffer, and the parser consumes bodies in place. */
+ * reads into its own buffer, and the parser consumes bodies in place.
+ * A connection per request adds socket, one setsockopt, connect and close,
+ * and the poller's registration and removal when the response is not there
+ * at the first read; it never waits for the handshake (conn_open). */
 #define _GNU_SOURCE
 #include <spindle.h>
 #include <spindle/load.h>
@@ -20,6 +23,7 @@
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -57,6 +61,8 @@ typedef struct lconn {
     int index;        /* 0 .. conns-1 over all threads: its open-loop slots */
     int fd;           /* -1: not connected */
     unsigned src_turn;/* rotates the source address of its connects */
+    int fresh;        /* connected, but no byte of it sent yet: a failed
+                       * send is the connect's failure */
     size_t have;      /* bytes in buf not yet consumed */
     char buf[CONN_BUF];
 } lconn;
@@ -154,23 +160,44 @@ static int bind_source(lconn *c, int fd, int nsrc)
     return bind(fd, (struct sockaddr *)&sa, sizeof sa);
 }
 
-/* Opens c's connection.  Returns 0, or the errno that stopped it.  When the
- * ports of the source addresses in use run out (EADDRNOTAVAIL), doubles them
- * and tries again, as long as there are addresses left to take. */
-static int conn_open(lconn *c, int64_t deadline)
+/* Starts c's connection: socket, source address, connect.  Returns 0 with
+ * c->fd set and the handshake done or under way, or the errno that stopped
+ * it.  It does not wait for the handshake: on loopback the whole of it runs
+ * inside connect() (the SYN, the server's SYN-ACK and our answer are all
+ * processed in the softirq that the SYN's send raises), so connect says
+ * EINPROGRESS of a connection that is already up, and waiting for the
+ * poller to say so would cost a registration, a park, a wake and a
+ * getsockopt per connection.  one_request sends at once; a send on a
+ * connection still in its handshake says EAGAIN and waits for it, and one
+ * on a refused connection fails with the connect's error.  When the ports
+ * of the source addresses in use run out (EADDRNOTAVAIL, said by connect
+ * itself), doubles them and tries again, as long as there are addresses
+ * left to take. */
+static int conn_open(lconn *c)
 {
     engine *e = c->t->e;
     for (;;) {
         int fd = sp_socket(e->to.ss_family, SOCK_STREAM, 0);
         if (fd < 0)
             return errno;
+        /* Delayed-ACK ("ping-pong") mode for the handshake: the ACK of the
+         * server's SYN-ACK waits to ride on the request, which is sent at
+         * once, instead of going out alone (tcp_rcv_synsent_state_process;
+         * the kernel leaves the mode when the handshake ends).  One
+         * segment fewer per connection, processed on this CPU for both
+         * ends; the server sees the same handshake, its last ACK carrying
+         * data.  No effect on keep-alive beyond the first request. */
+        int zero = 0;
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
         int nsrc = atomic_load_explicit(&e->nsrc, memory_order_relaxed);
         int rc = nsrc > 1 ? bind_source(c, fd, nsrc) : 0;
-        if (rc == 0)
-            rc = sp_connect(fd, (struct sockaddr *)&e->to, e->tolen, deadline);
+        if (rc == 0 && connect(fd, (struct sockaddr *)&e->to, e->tolen) != 0 &&
+            errno != EINPROGRESS && errno != EINTR)
+            rc = -1;
         if (rc == 0) {
             c->fd = fd;
             c->have = 0;
+            c->fresh = 1;
             return 0;
         }
         int err = errno;
@@ -247,6 +274,22 @@ static int read_response(lconn *c, sp__resp *resp, int64_t deadline, int counted
     }
 }
 
+/* Counts a connection that could not be made, and waits a little before
+ * the next try unless it timed out: a refused port would otherwise be a
+ * busy loop that only counts errors. */
+static void connect_failed(lconn *c, int err, int64_t io_deadline, int64_t req_deadline,
+                           int counted)
+{
+    engine *e = c->t->e;
+    count_io_failure(c, SP_LOAD_ERR_CONNECT, err, io_deadline, req_deadline, counted);
+    if (err != ETIMEDOUT) {
+        int64_t until = sp_now() + CONNECT_BACKOFF_NS;
+        sp_sleep_until(until < e->t_end ? until : e->t_end);
+    }
+    if (counted)
+        c->t->last_end = sp_now();
+}
+
 /* One request from `due` (when it should start: now in a closed loop, its
  * slot in an open one, which is what latency is measured from); `start` is
  * the clock read just before the call, saving a read per request. */
@@ -259,15 +302,9 @@ static void one_request(lconn *c, int64_t due, int64_t start, int counted)
     t->res.attempted += (uint64_t)counted;
 
     if (c->fd < 0) {
-        int err = conn_open(c, io_deadline);
+        int err = conn_open(c);
         if (err) {
-            count_io_failure(c, SP_LOAD_ERR_CONNECT, err, io_deadline, req_deadline, counted);
-            if (err != ETIMEDOUT) {
-                int64_t until = sp_now() + CONNECT_BACKOFF_NS;
-                sp_sleep_until(until < e->t_end ? until : e->t_end);
-            }
-            if (counted)
-                t->last_end = sp_now();
+            connect_failed(c, err, io_deadline, req_deadline, counted);
             return;
         }
     }
@@ -279,12 +316,20 @@ static void one_request(lconn *c, int64_t due, int64_t start, int counted)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            count_io_failure(c, SP_LOAD_ERR_WRITE, errno, io_deadline, req_deadline, counted);
+            int err = errno;
+            if (c->fresh) {
+                /* The handshake failed (refused, reset) or timed out. */
+                conn_drop(c);
+                connect_failed(c, err, io_deadline, req_deadline, counted);
+                return;
+            }
+            count_io_failure(c, SP_LOAD_ERR_WRITE, err, io_deadline, req_deadline, counted);
             conn_drop(c);
             if (counted)
                 t->last_end = sp_now();
             return;
         }
+        c->fresh = 0;
         off += (size_t)n;
     }
     sp__resp resp;

@@ -65,7 +65,14 @@ with RawServer(handler) as srv:
 held = refusing_port()
 port = held.getsockname()[1]
 rc, r, err = run_load(spindle, f"http://127.0.0.1:{port}/", "-c", "2", "-n", "10")
-held.close()
 expect(rc == 0 and r["errors_connect"] == 10 and r["requests"] == 0,
        f"a closed port: 10 connect errors (got {r and r['errors_connect']})")
+# A connection per request sends without waiting for the handshake; the
+# refusal then comes back from the send, and is still the connect's.
+rc, r, err = run_load(spindle, f"http://127.0.0.1:{port}/", "-c", "2", "-n", "10",
+                      "--no-keepalive")
+held.close()
+expect(rc == 0 and r["errors_connect"] == 10 and r["errors_write"] == 0 and r["requests"] == 0,
+       f"a closed port without keep-alive: 10 connect errors, no write errors (got "
+       f"{r and r['errors_connect']} connect, {r and r['errors_write']} write)")
 print("PASS")
