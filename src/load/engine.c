@@ -189,6 +189,10 @@ static int conn_open(lconn *c)
          * data.  No effect on keep-alive beyond the first request. */
         int zero = 0;
         setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
+        if (e->o->close_rst) {
+            struct linger abort_close = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof abort_close);
+        }
         int nsrc = atomic_load_explicit(&e->nsrc, memory_order_relaxed);
         int rc = nsrc > 1 ? bind_source(c, fd, nsrc) : 0;
         if (rc == 0 && connect(fd, (struct sockaddr *)&e->to, e->tolen) != 0 &&
