@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """spindle load against ApacheBench and wrk on one nginx, in one run.
 
-usage: scripts/load-vs-peers.py [--spindle PATH] [--rounds N] [--requests N]
-                                [--conc N] [--duration S]
+usage: scripts/load-vs-peers.py [--spindle PATH] [--floor PATH] [--rounds N]
+                                [--requests N] [--conc N] [--duration S]
 
 nginx (one worker, `return 200`) runs on CPU 0 and every client on CPU 1,
 in interleaved rounds:
   ab -c C -n N                      against  spindle load --no-keepalive
   wrk -c C -d S (keep-alive)        against  spindle load (keep-alive)
+  conn_floor -c C -n N              the least a connection-per-request
+                                    client can do (bench/conn_floor.c)
 For each client it prints the median requests/s, its ratio to the peer's
-median, the client's CPU (user and system, as a share of the wall time) and
-nginx's CPU per request.  The last line says what one nginx worker could
+median, the client's CPU (user and system, as a share of the wall time),
+the client's CPU per request and nginx's CPU per request.  The last line says what one nginx worker could
 serve at most without keep-alive: 1 / (its CPU seconds per request), the
 ceiling every client meets on this set-up.
 
@@ -74,6 +76,8 @@ def run_client(cmd, worker):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--spindle", default=os.path.join(HERE, "..", "build", "tools", "spindle"))
+    ap.add_argument("--floor", default=os.path.join(HERE, "..", "build", "bench", "conn_floor"),
+                    help="the conn_floor binary (skipped if absent)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--requests", type=int, default=20000,
                     help="requests a run without keep-alive (ab -n)")
@@ -107,6 +111,8 @@ def main():
             ("wrk", ["wrk", "-t", "1", "-c", c, "-d", d, url]),
             ("spindle keep-alive", [a.spindle, "load", "-c", c, "-d", d, url]),
         ]
+        if os.access(a.floor, os.X_OK):
+            clients.insert(2, ("conn_floor", [a.floor, str(ng.port), n, c]))
         runs = {name: [] for name, _ in clients}
         for r in range(a.rounds):
             for name, cmd in clients:
@@ -119,11 +125,12 @@ def main():
     peer = {"spindle --no-keepalive": "ab -n", "spindle keep-alive": "wrk"}
     print("%d rounds, %d connections, nginx on CPU 0, clients on CPU 1 (medians)"
           % (a.rounds, a.conc))
-    print("%-24s %10s %9s %7s %7s %14s" % ("client", "req/s", "vs peer", "user", "system",
-                                          "nginx us/req"))
+    print("%-24s %10s %9s %7s %7s %15s %14s" % ("client", "req/s", "vs peer", "user",
+                                               "system", "client us/req", "nginx us/req"))
     for name, (rps, us, sy, ng_cpu) in med.items():
         ratio = "%.2fx" % (rps / med[peer[name]][0]) if name in peer else "-"
-        print("%-24s %10.0f %9s %7.2f %7.2f %14.1f" % (name, rps, ratio, us, sy, ng_cpu * 1e6))
+        print("%-24s %10.0f %9s %7.2f %7.2f %15.1f %14.1f"
+              % (name, rps, ratio, us, sy, (us + sy) / rps * 1e6, ng_cpu * 1e6))
     closing = [med["ab -n"][3], med["spindle --no-keepalive"][3]]
     per_req = statistics.median(closing)
     if per_req > 0:
