@@ -11,7 +11,10 @@
 # server alike.  Per connection count and model it prints the median
 # requests/s with min and max, the ratio to nginx's median of the same
 # rounds, the server's CPU time per request (utime+stime from /proc, the
-# server and its children), and wrk's errors summed over the rounds.
+# server and its children), how busy each CPU was during the runs (from
+# /proc/stat: when CPU 1, wrk's, is near 100% and CPU 0 is not, the client
+# limits the rate and the ratio compares wrk's, not the servers'), and
+# wrk's errors summed over the rounds.
 #
 # A model may name its binary, to compare two builds of the same model:
 #   -m "coro coro@/path/to/other/spindle"
@@ -173,6 +176,11 @@ cpu_ticks() {
     echo "$total"
 }
 
+# "busy total" jiffies of CPU 0 and CPU 1 (busy: all but idle and iowait).
+cpu_snap() {
+    awk '/^cpu[01] / {b = $2 + $3 + $4 + $7 + $8 + $9; printf "%d %d ", b, b + $5 + $6}' /proc/stat
+}
+
 hz=$(getconf CLK_TCK)
 nstart=0
 echo "# vs-nginx: ${dur}s x $rounds rounds (+${warm}s warm-up), server on CPU 0, wrk -t1 on CPU 1"
@@ -189,7 +197,9 @@ for c in $conns; do
                 taskset -c 1 wrk -t$wt -c"$c" -d"${warm}s" "$url" >/dev/null 2>&1 || true
             fi
             t0=$(cpu_ticks "$srv_pid")
+            s0=$(cpu_snap)
             taskset -c 1 wrk -t$wt -c"$c" -d"${dur}s" "$url" >"$tmp/wrk" 2>&1 || true
+            s1=$(cpu_snap)
             t1=$(cpu_ticks "$srv_pid")
             stop_server
             reqs=$(awk '/requests in/ {print $1}' "$tmp/wrk")
@@ -202,9 +212,13 @@ for c in $conns; do
             fi
             us=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$reqs" \
                 'BEGIN {printf "%.2f", n ? d * 1e6 / hz / n : 0}')
-            echo "$c $spec $rps $us $errs" >>"$results"
-            printf '# round %d  -c %-5s %-24s %10.0f req/s  %6s us/req  %s errors\n' \
-                "$r" "$c" "$spec" "$rps" "$us" "$errs" >&2
+            # shellcheck disable=SC2086
+            busy=$(echo $s0 $s1 | awk '{
+                printf "%.0f %.0f", ($6 - $2) ? 100 * ($5 - $1) / ($6 - $2) : 0,
+                                    ($8 - $4) ? 100 * ($7 - $3) / ($8 - $4) : 0 }')
+            echo "$c $spec $rps $us $errs $busy" >>"$results"
+            printf '# round %d  -c %-5s %-24s %10.0f req/s  %6s us/req  %s errors  cpu0/cpu1 busy %s%%\n' \
+                "$r" "$c" "$spec" "$rps" "$us" "$errs" "${busy/ /%\/}" >&2
         done
     done
 done
@@ -212,7 +226,8 @@ done
 # The table: medians over the rounds, ratio to nginx's median.
 echo
 w=$(awk '{ if (length($2) > w) w = length($2) } END { print w }' "$results")
-printf "%-6s %-${w}s %10s %21s %8s %10s %8s\n" conns server "req/s" "(min-max)" "x nginx" "cpu us/req" errors
+printf "%-6s %-${w}s %10s %21s %8s %10s %6s %6s %8s\n" conns server "req/s" "(min-max)" "x nginx" \
+    "cpu us/req" "cpu0%" "cpu1%" errors
 awk -v w="$w" '
 function median(s,   a, n, i, j, t) {
     n = split(s, a, " ")
@@ -228,12 +243,14 @@ function minmax(s, which,   a, n, i, m) {
     k = $1 SUBSEP $2
     if (!(k in rps)) { order[++no] = k; conc[k] = $1; name[k] = $2 }
     rps[k] = rps[k] " " $3; us[k] = us[k] " " $4; err[k] += $5
+    b0[k] = b0[k] " " $6; b1[k] = b1[k] " " $7
 }
 END {
     for (i = 1; i <= no; i++) {
         k = order[i]; base = median(rps[conc[k] SUBSEP "nginx"])
         m = median(rps[k])
-        printf "%-6s %-" w "s %10.0f %10.0f-%-10.0f %8.2f %10.2f %8d\n", conc[k], name[k], m,
-            minmax(rps[k], 0), minmax(rps[k], 1), base ? m / base : 0, median(us[k]), err[k]
+        printf "%-6s %-" w "s %10.0f %10.0f-%-10.0f %8.2f %10.2f %6.0f %6.0f %8d\n", conc[k],
+            name[k], m, minmax(rps[k], 0), minmax(rps[k], 1), base ? m / base : 0, median(us[k]),
+            median(b0[k]), median(b1[k]), err[k]
     }
 }' "$results"
