@@ -217,9 +217,15 @@ ssize_t sp_send(int fd, const void *buf, size_t len, int flags, int64_t deadline
  * full.  Returns the bytes sent (the whole count unless an error stops it). */
 ssize_t sp_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_t deadline);
 /* Waits until fd is ready for events (SP_READ, SP_WRITE, or both). Returns
- * the ready subset (errors and hang-ups report as both), or -1 with errno. */
+ * the ready subset (errors and hang-ups report as both), or -1 with errno.
+ * With SP_MAYBE added, it trusts the runtime's own record of fd instead of
+ * asking the kernel: it parks at once when the last call on fd found it
+ * drained (or full), and returns the events asked for as soon as the
+ * poller reports one, so the wait costs no system call of its own; the
+ * call that follows may then still find nothing (EAGAIN, or a park). */
 #define SP_READ  1
 #define SP_WRITE 2
+#define SP_MAYBE 4
 int sp_wait_fd(int fd, int events, int64_t deadline);
 /* Wakes every coroutine waiting on fd with EBADF, unregisters it from the
  * poller, and closes it.  Returns close(2)'s result. Does not park. */

@@ -370,8 +370,29 @@ int sp__fd_wait(sp_sched *s, int fd, unsigned ev, int64_t deadline)
     return sp__fd_wait_many(s, &w, 1, deadline);
 }
 
+/* SP_MAYBE's shortcut: whether fd is registered and its ready bits say
+ * the last call found it not ready for ev, so an edge will come.  Moves
+ * to fd's worker first (M:N), whose record it reads.  -1 with errno. */
+static int known_unready(sp_sched **sp, int fd, unsigned ev)
+{
+    if (sp__unlikely((*sp)->mn)) {
+        int rc = sp__fd_home(sp, fd);
+        if (rc < 0) {
+            errno = -rc;
+            return -1;
+        }
+    }
+    sp__io *io = (*sp)->poll_ctx;
+    if (!io || (size_t)fd >= io->nfds)
+        return 0;
+    const sp__fdstate *st = &io->fds[fd];
+    return st->registered && st->nonblock && !(st->ready & ev) && !st->hup;
+}
+
 int sp_wait_fd(int fd, int events, int64_t deadline)
 {
+    int maybe = events & SP_MAYBE;
+    events &= ~SP_MAYBE;
     if (fd < 0 || !(events & (SP_READ | SP_WRITE)) || (events & ~(SP_READ | SP_WRITE))) {
         errno = fd < 0 ? EBADF : EINVAL;
         return -1;
@@ -382,13 +403,19 @@ int sp_wait_fd(int fd, int events, int64_t deadline)
         errno = -rc;
         return -1;
     }
+    unsigned ev = (events & SP_READ ? SP__EV_IN : 0) | (events & SP_WRITE ? SP__EV_OUT : 0);
     /* Readiness is checked first with poll(0): edge-triggered readiness
-     * that arrived before the first wait would otherwise be missed. */
+     * that arrived before the first wait would otherwise be missed.  Not
+     * needed (SP_MAYBE) when a call on fd since its registration found
+     * it unready: whatever arrived after that raised an edge. */
+    int skip_poll = 0;
+    if (maybe && (skip_poll = known_unready(&s, fd, ev)) < 0)
+        return -1;
     struct pollfd pfd = {.fd = fd,
                          .events = (short)((events & SP_READ ? POLLIN : 0) |
                                            (events & SP_WRITE ? POLLOUT : 0))};
     for (;;) {
-        if (poll(&pfd, 1, 0) > 0) {
+        if (!skip_poll && poll(&pfd, 1, 0) > 0) {
             int r = 0;
             if (pfd.revents & (POLLIN | POLLHUP | POLLERR | POLLRDHUP))
                 r |= events & SP_READ;
@@ -401,13 +428,15 @@ int sp_wait_fd(int fd, int events, int64_t deadline)
             if (r)
                 return r;
         }
-        unsigned ev = (events & SP_READ ? SP__EV_IN : 0) | (events & SP_WRITE ? SP__EV_OUT : 0);
         int err = sp__fd_wait(s, fd, ev, deadline); /* moves to fd's worker (M:N) */
         s = sp__sched();
         if (err) {
             errno = err;
             return -1;
         }
+        if (maybe)
+            return events; /* the poller's word, unconfirmed */
+        skip_poll = 0;
     }
 }
 
