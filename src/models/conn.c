@@ -5,6 +5,7 @@
 #include "models/server.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -57,6 +58,65 @@ enum next {
     NEXT_CLOSE,  /* close now */
     NEXT_LINGER, /* close after draining what the client still sends */
 };
+
+/* ---- I/O blocks: the connection's own, or lent ---- */
+
+static bool conn_lends(const sp_conn *c)
+{
+    return c->srv->ops->wait_idle != NULL;
+}
+
+/* Gives c an I/O block if it holds none.  0, or -1 with errno ENOMEM. */
+static int io_get(sp_conn *c)
+{
+    sp_conn_io_pool *p;
+    char *b;
+
+    if (c->in)
+        return 0;
+    p = c->srv->ops->io_pool(c);
+    b = p->free;
+    if (b) {
+        memcpy(&p->free, b, sizeof(void *));
+        p->kept--;
+    } else if (!(b = aligned_alloc(64, c->srv->io_size))) {
+        errno = ENOMEM;
+        return -1;
+    }
+    c->in = b;
+    c->out = b + c->srv->io_out_off;
+    return 0;
+}
+
+/* Takes back a lent block, whatever it holds (c is idle or closed). */
+static void io_put(sp_conn *c)
+{
+    sp_conn_io_pool *p;
+
+    if (!c->in || !conn_lends(c))
+        return;
+    c->len = c->start = c->out_len = 0;
+    p = c->srv->ops->io_pool(c);
+    if (p->kept < SP_CONN_IO_KEEP) {
+        memcpy(c->in, &p->free, sizeof(void *));
+        p->free = c->in;
+        p->kept++;
+    } else {
+        free(c->in);
+    }
+    c->in = c->out = NULL;
+}
+
+void sp_conn_io_pool_drain(sp_conn_io_pool *pool)
+{
+    while (pool->free) {
+        void *b = pool->free;
+
+        memcpy(&pool->free, b, sizeof(void *));
+        free(b);
+    }
+    pool->kept = 0;
+}
 
 /* ---- small helpers ---- */
 
@@ -196,7 +256,7 @@ static void conn_close(sp_conn *c, bool linger)
 
     if (c->fd < 0)
         return;
-    if (linger) {
+    if (linger && io_get(c) == 0) {
         int64_t until = sp_deadline_ms(LINGER_MS);
         size_t total = 0;
 
@@ -211,9 +271,44 @@ static void conn_close(sp_conn *c, bool linger)
     }
     ops->close(c->fd);
     c->fd = -1;
+    io_put(c);
 }
 
 /* ---- reading requests ---- */
+
+/* The read of an idle connection whose model lends I/O blocks: the block
+ * goes back while it waits for a request, and is taken again once bytes
+ * may be there (nothing is buffered or unsent: c->len == c->start == 0,
+ * out_len == 0).  Returns as the model's read. */
+static ssize_t idle_read(sp_conn *c, int64_t deadline)
+{
+    const sp_conn_ops *ops = c->srv->ops;
+
+    assert(c->len == 0 && c->start == 0 && c->out_len == 0);
+    for (;;) {
+        bool last;
+        ssize_t n;
+        int rc;
+
+        io_put(c);
+        c->idle = true;
+        rc = ops->wait_idle(c, c->fd, deadline);
+        c->idle = false;
+        if (rc < 0 && errno != ETIMEDOUT)
+            return -1;
+        /* Past the deadline, or stopping, what is there is still taken,
+         * as the idle read of a model that lends nothing takes it. */
+        last = rc < 0 || sp_server_stopping();
+        if (io_get(c) < 0)
+            return -1;
+        /* deadline 0, long past: take what is there, wait for nothing
+         * (c->idle is false, so the model reads plainly) */
+        n = ops->read(c, c->fd, c->in, c->srv->in_cap, 0);
+        if (n >= 0 || errno != ETIMEDOUT || last)
+            return n;
+        /* the wake promised data that was not there: wait again */
+    }
+}
 
 /* Reads until a whole request head is buffered at in[start].  Returns its
  * length, 0 when the connection should close quietly (end of file, an idle
@@ -264,9 +359,13 @@ static ssize_t read_head(sp_conn *c)
             deadline = head_deadline;
         else
             deadline = sp_deadline_ms(o->idle_timeout_ms);
-        c->idle = idle;
-        n = srv->ops->read(c, c->fd, c->in + c->len, srv->in_cap - c->len, deadline);
-        c->idle = false;
+        if (idle && conn_lends(c)) {
+            n = idle_read(c, deadline);
+        } else {
+            c->idle = idle;
+            n = srv->ops->read(c, c->fd, c->in + c->len, srv->in_cap - c->len, deadline);
+            c->idle = false;
+        }
         if (n > 0) {
             c->len += (size_t)n;
             continue;
@@ -659,19 +758,26 @@ static enum next serve_request(sp_conn *c, size_t head_len)
 
 sp_conn *sp_conn_new(sp_conn_server *srv)
 {
-    sp_conn *c = malloc(sizeof *c + srv->in_cap);
+    bool lends = srv->ops->wait_idle != NULL;
+    sp_conn *c = malloc(sizeof *c + (lends ? 0 : SP_CONN_OUT_CAP + srv->in_cap));
 
     if (c) {
         c->srv = srv;
         c->fd = -1;
         c->next = c->prev = NULL;
         c->owner = NULL;
+        c->in = c->out = NULL;
+        if (!lends) {
+            c->out = (char *)(c + 1);
+            c->in = c->out + SP_CONN_OUT_CAP;
+        }
     }
     return c;
 }
 
 void sp_conn_free(sp_conn *c)
 {
+    io_put(c);
     free(c);
 }
 
@@ -746,6 +852,8 @@ int sp_conn_server_init(sp_conn_server *srv, const sp_server_opts *o,
     srv->root_fd = -1;
     srv->head_max = o->limits.max_request_line + o->limits.max_header_bytes;
     srv->in_cap = srv->head_max + SP_CONN_IN_SLACK;
+    srv->io_out_off = (srv->in_cap + 63) & ~(size_t)63;
+    srv->io_size = (srv->io_out_off + SP_CONN_OUT_CAP + 63) & ~(size_t)63;
     if (o->root) {
         srv->root_fd = open(o->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (srv->root_fd < 0)

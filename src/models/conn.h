@@ -77,7 +77,37 @@ typedef struct sp_conn_ops {
     /* close(2); sp_close() in coroutine models, so that the runtime's
      * descriptor table forgets the number before it is reused. */
     int (*close)(int fd);
+    /* Optional, both or neither: connections then hold an I/O block only
+     * while they have a request or an answer in hand (see sp_conn_io_pool).
+     * io_pool gives the calling thread's stack of blocks.  wait_idle waits
+     * while c->idle, holding no buffer, until fd may be readable: 0, or -1
+     * with errno (ETIMEDOUT at the deadline, which still lets what is
+     * there be read; ECANCELED).  A stop asked of c while it waits, or
+     * a wait that begins after the stop, returns 0 at once, as the idle
+     * read returns what is there. */
+    struct sp_conn_io_pool *(*io_pool)(sp_conn *c);
+    int (*wait_idle)(sp_conn *c, int fd, int64_t deadline);
 } sp_conn_ops;
+
+/* A stack (LIFO) of I/O blocks, [in | out] each, lent to connections while
+ * they have a request or an answer in hand and taken back when they go
+ * idle.  The block a connection gets is the one given back last, still in
+ * cache, so ten thousand keep-alive connections touch the buffers of the
+ * few busy at once instead of 25 KiB each (nginx lends its buffers alike,
+ * and so do the event-loop models).  One per thread: no lock.  A block may
+ * go back to another thread's stack than the one it came from (a
+ * coroutine moved between M:N workers); each keeps at most
+ * SP_CONN_IO_KEEP. */
+typedef struct sp_conn_io_pool {
+    void *free;   /* the blocks, linked through their first word */
+    size_t kept;  /* on `free` */
+} sp_conn_io_pool;
+/* 256 blocks of ~29 KiB: more than a thread has in hand at once outside a
+ * burst of slow static files, and a burst gives the rest back. */
+#define SP_CONN_IO_KEEP 256u
+
+/* Frees the blocks on `pool` (its threads are done). */
+void sp_conn_io_pool_drain(sp_conn_io_pool *pool);
 
 /* Plain system calls: non-blocking descriptors, poll() on EAGAIN (with the
  * stop descriptor while idle), clock_nanosleep, blocking file calls. */
@@ -99,6 +129,8 @@ struct sp_conn_server {
     char *cgi_dir;         /* realpath of --cgi-dir, or NULL (404) */
     size_t head_max;       /* the largest head the limits let through */
     size_t in_cap;         /* each connection's input buffer */
+    size_t io_size;        /* an I/O block: in_cap, then out at io_out_off */
+    size_t io_out_off;
     /* Models whose workers each hold one connection (prefork, pool) set it:
      * true while connections wait for a worker.  The loop then answers
      * with "Connection: close" and ends idle keep-alive waits, so a worker
@@ -116,9 +148,10 @@ int sp_conn_server_init(sp_conn_server *srv, const sp_server_opts *o,
 void sp_conn_server_destroy(sp_conn_server *srv);
 
 /* A connection.  The public part is for the models; the rest is the
- * loop's.  It is large (the buffers live inside, sized by the limits, so
- * nothing is allocated per request): allocate it with sp_conn_new(), never
- * on a coroutine's stack.  Pages not touched are never faulted in. */
+ * loop's.  It is large (the headers, and the buffers where the model lends
+ * none, live inside, sized by the limits, so nothing is allocated per
+ * request): allocate it with sp_conn_new(), never on a coroutine's stack.
+ * Pages not touched are never faulted in. */
 struct sp_conn {
     /* The model's: links for its lists (a free list, the live connections)
      * and whatever it hangs on a connection (its coroutine, its thread). */
@@ -147,12 +180,14 @@ struct sp_conn {
     sp_http_body body;
     sp_http_header hdrs[SP_HTTP_HEADERS_MAX_DEFAULT];
     sp_http_action act;
-    char out[SP_CONN_OUT_CAP];
-    char in[];                 /* srv->in_cap bytes */
+    /* in[srv->in_cap] and out[SP_CONN_OUT_CAP]: after the struct, or a
+     * lent block (NULL while idle: nothing buffered, nothing to write). */
+    char *in, *out;
 };
 
 /* A connection for srv: malloc, not zeroed (its buffers stay untouched
- * until used).  NULL with errno ENOMEM. */
+ * until used), with its buffers inside unless srv's ops lend them.  NULL
+ * with errno ENOMEM. */
 sp_conn *sp_conn_new(sp_conn_server *srv);
 void sp_conn_free(sp_conn *c);
 

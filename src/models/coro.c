@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -28,6 +29,11 @@
 /* A failing accept that is not about the peer (ENOBUFS, ENOMEM): wait a
  * little rather than spin on it. */
 #define ACCEPT_RETRY_MS 10
+
+/* A worker's stack of I/O blocks, alone on its cache line. */
+typedef struct io_pool_slot {
+    _Alignas(64) sp_conn_io_pool pool;
+} io_pool_slot;
 
 typedef struct coro_server {
     sp_conn_server srv;
@@ -57,6 +63,11 @@ typedef struct coro_server {
     sp_co *reaper;
     sp_conn *pool;            /* closed connections, kept for reuse */
     size_t pooled;
+    /* The stacks of I/O blocks lent to connections (epoll only): one per
+     * worker, each touched only by its worker's thread, so no lock; a
+     * block taken on one worker may go back on another (conn.h). */
+    io_pool_slot *io_pools;
+    size_t n_io_pools;
 } coro_server;
 
 static inline void lock(coro_server *s)
@@ -115,43 +126,95 @@ static void idle_remove(coro_server *s, sp_conn *c)
  * deadline order as long as each deadline is no earlier than the last one
  * kept (always, with one idle timeout; under M:N nearly always): a read
  * whose deadline would break the order keeps its own timer instead. */
-static ssize_t conn_read(sp_conn *c, int fd, void *buf, size_t len, int64_t deadline)
+/* Puts c on the idle list for a wait with this deadline.  Returns false
+ * when the stopper has already walked the list (the wait must then take
+ * what is there and wait for nothing); *lazy: the reaper keeps the
+ * deadline, so the wait itself has none. */
+static bool idle_begin(coro_server *s, sp_conn *c, int64_t deadline, bool *lazy)
 {
-    coro_server *s = c->owner;
-    bool stopped, lazy = false, reaped;
-    ssize_t n;
-    int err;
+    bool stopped;
 
-    if (!c->idle)
-        return sp_conn_ops_coro.read(c, fd, buf, len, deadline);
     lock(s);
     stopped = s->stopped;
     c->idle_flags = 0;
+    *lazy = false;
     if (!stopped) {
-        lazy = s->reaper && deadline >= 0 && deadline >= s->lazy_last;
-        if (lazy) {
+        *lazy = s->reaper && deadline >= 0 && deadline >= s->lazy_last;
+        if (*lazy) {
             c->idle_flags = IDLE_LAZY;
             c->idle_until = s->lazy_last = deadline;
         }
         idle_add(s, c);
     }
     unlock(s);
-    if (stopped)
-        return sp_conn_ops_coro.read(c, fd, buf, len, sp_now());
-    /* `lazy`, not idle_flags: the reaper writes those meanwhile. */
-    n = sp_conn_ops_coro.read(c, fd, buf, len, lazy ? -1 : deadline);
-    err = errno;
+    return !stopped;
+}
+
+/* Takes c off the idle list after its wait.  Returns whether the reaper
+ * ended the wait (its end is then its deadline's). */
+static bool idle_end(coro_server *s, sp_conn *c)
+{
+    bool reaped;
+
     lock(s);
     if (c->idle_flags & IDLE_LISTED)
         idle_remove(s, c);
     reaped = c->idle_flags & IDLE_REAPED;
     unlock(s);
-    if (n == 0 && reaped) {
+    return reaped;
+}
+
+static ssize_t conn_read(sp_conn *c, int fd, void *buf, size_t len, int64_t deadline)
+{
+    coro_server *s = c->owner;
+    bool lazy;
+    ssize_t n;
+    int err;
+
+    if (!c->idle)
+        return sp_conn_ops_coro.read(c, fd, buf, len, deadline);
+    if (!idle_begin(s, c, deadline, &lazy))
+        return sp_conn_ops_coro.read(c, fd, buf, len, sp_now());
+    /* `lazy`, not idle_flags: the reaper writes those meanwhile. */
+    n = sp_conn_ops_coro.read(c, fd, buf, len, lazy ? -1 : deadline);
+    err = errno;
+    if (idle_end(s, c) && n == 0) {
         n = -1; /* the end the reaper gave it is its deadline's */
         err = ETIMEDOUT;
     }
     errno = err;
     return n;
+}
+
+/* The idle wait of a connection that holds no I/O block (epoll): as the
+ * idle read, but it only waits.  SP_MAYBE: the read that ended the last
+ * request found the socket drained, so no system call is needed to wait
+ * for the next one, only the poller's event.  The stop and the reaper
+ * shut the read side, which makes the socket readable: the read that
+ * follows sees the end of file. */
+static int conn_wait_idle(sp_conn *c, int fd, int64_t deadline)
+{
+    coro_server *s = c->owner;
+    bool lazy;
+    int rc, err;
+
+    if (!idle_begin(s, c, deadline, &lazy))
+        return 0;
+    rc = sp_wait_fd(fd, SP_READ | SP_MAYBE, lazy ? -1 : deadline);
+    err = errno;
+    idle_end(s, c);
+    errno = err;
+    return rc < 0 ? -1 : 0;
+}
+
+/* The calling worker's stack of I/O blocks.  No park between this and the
+ * use of the stack, so the coroutine cannot move meanwhile. */
+static sp_conn_io_pool *conn_io_pool(sp_conn *c)
+{
+    coro_server *s = c->owner;
+    int w = s->mt ? sp_worker_index() : 0;
+
+    return &s->io_pools[w < 0 ? 0 : w].pool;
 }
 
 static sp_conn *conn_get(coro_server *s)
@@ -386,6 +449,22 @@ int sp__coro_server_run(const sp_server_opts *o, const char *model, int listen_f
     s.ops.read = conn_read;
     pthread_mutex_init(&s.lock, NULL);
     s.mt = workers != 1; /* 0: as many as CPUs */
+    /* Lent I/O blocks need a wait without a buffer: a readiness wait on
+     * epoll.  io_uring's recv wants its buffer up front, and its poll
+     * wait costs a system call the read would not, so uring keeps a
+     * buffer per connection. */
+    if (cfg.poller == SP_POLL_EPOLL) {
+        s.n_io_pools = s.mt ? SP_MAX_WORKERS : 1;
+        s.io_pools = aligned_alloc(64, s.n_io_pools * sizeof *s.io_pools);
+        if (!s.io_pools) {
+            fprintf(stderr, "spindle serve: %s\n", strerror(ENOMEM));
+            pthread_mutex_destroy(&s.lock);
+            return 1;
+        }
+        memset(s.io_pools, 0, s.n_io_pools * sizeof *s.io_pools);
+        s.ops.wait_idle = conn_wait_idle;
+        s.ops.io_pool = conn_io_pool;
+    }
     cfg.workers = workers;
     rc = sp_run(&cfg, server_main, &s, &status);
     if (rc < 0)
@@ -396,6 +475,9 @@ int sp__coro_server_run(const sp_server_opts *o, const char *model, int listen_f
         s.pool = c->next;
         sp_conn_free(c);
     }
+    for (size_t i = 0; i < s.n_io_pools; i++)
+        sp_conn_io_pool_drain(&s.io_pools[i].pool);
+    free(s.io_pools);
     if (s.srv_up)
         sp_conn_server_destroy(&s.srv);
     pthread_mutex_destroy(&s.lock);
