@@ -61,28 +61,44 @@ enum next {
 
 /* ---- I/O blocks: the connection's own, or lent ---- */
 
-static bool conn_lends(const sp_conn *c)
+static bool srv_lends(const sp_conn_server *srv)
 {
-    return c->srv->ops->wait_idle != NULL;
+    return srv->ops->wait_idle != NULL;
+}
+
+void *sp_conn_io_take(sp_conn_io_pool *pool, size_t size)
+{
+    void *b = pool->free;
+
+    if (b) {
+        memcpy(&pool->free, b, sizeof(void *));
+        pool->kept--;
+    } else if (!(b = aligned_alloc(64, size))) {
+        errno = ENOMEM;
+    }
+    return b;
+}
+
+void sp_conn_io_give(sp_conn_io_pool *pool, void *block, size_t keep)
+{
+    if (pool->kept < keep) {
+        memcpy(block, &pool->free, sizeof(void *));
+        pool->free = block;
+        pool->kept++;
+    } else {
+        free(block);
+    }
 }
 
 /* Gives c an I/O block if it holds none.  0, or -1 with errno ENOMEM. */
 static int io_get(sp_conn *c)
 {
-    sp_conn_io_pool *p;
     char *b;
 
     if (c->in)
         return 0;
-    p = c->srv->ops->io_pool(c);
-    b = p->free;
-    if (b) {
-        memcpy(&p->free, b, sizeof(void *));
-        p->kept--;
-    } else if (!(b = aligned_alloc(64, c->srv->io_size))) {
-        errno = ENOMEM;
+    if (!(b = sp_conn_io_take(c->srv->ops->io_pool(c), c->srv->io_size)))
         return -1;
-    }
     c->in = b;
     c->out = b + c->srv->io_out_off;
     return 0;
@@ -91,19 +107,10 @@ static int io_get(sp_conn *c)
 /* Takes back a lent block, whatever it holds (c is idle or closed). */
 static void io_put(sp_conn *c)
 {
-    sp_conn_io_pool *p;
-
-    if (!c->in || !conn_lends(c))
+    if (!c->in || !srv_lends(c->srv))
         return;
     c->len = c->start = c->out_len = 0;
-    p = c->srv->ops->io_pool(c);
-    if (p->kept < SP_CONN_IO_KEEP) {
-        memcpy(c->in, &p->free, sizeof(void *));
-        p->free = c->in;
-        p->kept++;
-    } else {
-        free(c->in);
-    }
+    sp_conn_io_give(c->srv->ops->io_pool(c), c->in, SP_CONN_IO_KEEP);
     c->in = c->out = NULL;
 }
 
@@ -359,7 +366,7 @@ static ssize_t read_head(sp_conn *c)
             deadline = head_deadline;
         else
             deadline = sp_deadline_ms(o->idle_timeout_ms);
-        if (idle && conn_lends(c)) {
+        if (idle && srv_lends(c->srv)) {
             n = idle_read(c, deadline);
         } else {
             c->idle = idle;
@@ -758,7 +765,7 @@ static enum next serve_request(sp_conn *c, size_t head_len)
 
 sp_conn *sp_conn_new(sp_conn_server *srv)
 {
-    bool lends = srv->ops->wait_idle != NULL;
+    bool lends = srv_lends(srv);
     sp_conn *c = malloc(sizeof *c + (lends ? 0 : SP_CONN_OUT_CAP + srv->in_cap));
 
     if (c) {

@@ -94,7 +94,8 @@ typedef struct sp_conn_ops {
  * idle.  The block a connection gets is the one given back last, still in
  * cache, so ten thousand keep-alive connections touch the buffers of the
  * few busy at once instead of 25 KiB each (nginx lends its buffers alike,
- * and so do the event-loop models).  One per thread: no lock.  A block may
+ * and so do the event-loop models, with one pool a server).  One per
+ * thread: no lock.  A block may
  * go back to another thread's stack than the one it came from (a
  * coroutine moved between M:N workers); each keeps at most
  * SP_CONN_IO_KEEP. */
@@ -106,6 +107,12 @@ typedef struct sp_conn_io_pool {
  * burst of slow static files, and a burst gives the rest back. */
 #define SP_CONN_IO_KEEP 256u
 
+/* The block given back last, or a new one of `size` bytes (64-aligned).
+ * NULL with errno ENOMEM. */
+void *sp_conn_io_take(sp_conn_io_pool *pool, size_t size);
+/* Gives `block` back: kept on top of pool while it holds fewer than `keep`
+ * blocks, freed otherwise. */
+void sp_conn_io_give(sp_conn_io_pool *pool, void *block, size_t keep);
 /* Frees the blocks on `pool` (its threads are done). */
 void sp_conn_io_pool_drain(sp_conn_io_pool *pool);
 

@@ -214,10 +214,10 @@ typedef struct sp__evm_server {
      * is the one last given back, still in cache, so ten thousand
      * keep-alive connections touch the buffers of the few that are busy
      * at once instead of 25 KiB each (nginx lends its header buffers the
-     * same way). */
+     * same way).  Unbounded: one thread, and every block it keeps served
+     * a connection at once. */
     size_t io_out_off, io_size;
-    void *io_free;
-    size_t io_lent;          /* blocks a connection holds now */
+    sp_conn_io_pool io;
     sp__evm_conn *live;      /* every open connection (shutdown walks it) */
     sp__evm_conn *dead;      /* closed this loop turn; freed after it */
     size_t nlive;

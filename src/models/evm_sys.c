@@ -580,19 +580,10 @@ int sp__evm_io_get(sp__evm_conn *c)
 
     if (c->in)
         return 0;
-    b = s->io_free;
-    if (b) {
-        memcpy(&s->io_free, b, sizeof(void *));
-    } else {
-        b = aligned_alloc(64, s->io_size);
-        if (!b) {
-            errno = ENOMEM;
-            return -1;
-        }
-    }
+    if (!(b = sp_conn_io_take(&s->io, s->io_size)))
+        return -1;
     c->in = b;
     c->out = b + s->io_out_off;
-    s->io_lent++;
     return 0;
 }
 
@@ -602,10 +593,8 @@ static void io_release(sp__evm_server *s, sp__evm_conn *c)
         return;
     c->in_start = c->in_pos = c->in_end = 0;
     c->out_off = c->out_len = 0;
-    memcpy(c->in, &s->io_free, sizeof(void *));
-    s->io_free = c->in;
+    sp_conn_io_give(&s->io, c->in, SIZE_MAX);
     c->in = c->out = NULL;
-    s->io_lent--;
 }
 
 void sp__evm_io_put(sp__evm_conn *c)
@@ -701,12 +690,7 @@ void sp__evm_server_fini(sp__evm_server *s)
         s->free_list = c->next;
         free(c);
     }
-    while (s->io_free) {
-        void *b = s->io_free;
-
-        memcpy(&s->io_free, b, sizeof(void *));
-        free(b);
-    }
+    sp_conn_io_pool_drain(&s->io);
     sp__evm_heap_free(&s->timers);
     sp__evm_stop_listening(s);
     if (s->spare_fd >= 0)
