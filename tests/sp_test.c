@@ -1,7 +1,35 @@
 #include "sp_test.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+int sp_test_tcp_pair(int *server, int *plain)
+{
+    int l = sp_listen_tcp("127.0.0.1", 0, 16, 0);
+    if (l < 0)
+        return -1;
+    struct sockaddr_in a;
+    socklen_t alen = sizeof a;
+    getsockname(l, (struct sockaddr *)&a, &alen);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    /* completes in the backlog, before the accept */
+    if (c < 0 || connect(c, (struct sockaddr *)&a, alen) != 0) {
+        sp_close(l);
+        return -1;
+    }
+    int s = sp_accept(l, NULL, NULL, sp_deadline_ms(10000));
+    if (s < 0) {
+        close(c);
+        sp_close(l);
+        return -1;
+    }
+    *server = s;
+    *plain = c;
+    return l;
+}
 
 int sp_test_child(void (*fn)(void *), void *arg, int *status, char *err, size_t errlen)
 {

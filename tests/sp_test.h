@@ -33,6 +33,11 @@
  * workers; returns what sp_run does. */
 int sp_test_run_workers(sp_co_fn fn, void *arg, void **result, int workers);
 
+/* A loopback TCP connection: *server is accepted with sp_accept (the
+ * runtime's), *plain a blocking socket the runtime never saw.  Returns the
+ * listener (the caller closes it with sp_close), or -1. */
+int sp_test_tcp_pair(int *server, int *plain);
+
 /* Runs fn in a forked child and collects its exit status and stderr. */
 int sp_test_child(void (*fn)(void *), void *arg, int *status, char *err, size_t errlen);
 

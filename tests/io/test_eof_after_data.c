@@ -2,8 +2,6 @@
  * that data must not make the next read wait for an edge that never comes;
  * it returns the EOF at once.  (A ready-bit optimisation once broke this.) */
 #include "sp_test.h"
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -43,27 +41,11 @@ static void test_socketpair(void **state)
 /* The peer is a plain blocking socket the runtime never saw: with io_uring
  * a descriptor the runtime waits on must be closed with sp_close (a pending
  * poll keeps the file, and so the connection, open past a plain close). */
-static int connect_plain(int port)
-{
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(c, (struct sockaddr *)&a, sizeof a) != 0)
-        return -1;
-    return c;
-}
-
 static void test_tcp(void **state)
 {
-    int l = sp_listen_tcp("127.0.0.1", 0, 16, 0);
+    int s, c;
+    int l = sp_test_tcp_pair(&s, &c);
     assert_true(l >= 0);
-    struct sockaddr_in a;
-    socklen_t alen = sizeof a;
-    getsockname(l, (struct sockaddr *)&a, &alen);
-    int c = connect_plain(ntohs(a.sin_port)); /* completes in the backlog */
-    assert_true(c >= 0);
-    int s = sp_accept(l, NULL, NULL, sp_deadline_ms(10000));
-    assert_true(s >= 0);
     check(s, c);
     sp_close(l);
 }

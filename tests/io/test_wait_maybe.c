@@ -3,10 +3,7 @@
  * data that came while nobody waited, and for a FIN; and it must time out
  * when nothing comes. */
 #include "sp_test.h"
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 static void *write_later(void *arg)
@@ -28,16 +25,6 @@ static void *write_and_close(void *arg)
     return NULL;
 }
 
-static int connect_plain(int port)
-{
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(c, (struct sockaddr *)&a, sizeof a) != 0)
-        return -1;
-    return c;
-}
-
 /* Waits with SP_MAYBE, then reads: expects `want` bytes (0: the EOF). */
 static void wait_then_read(int s, ssize_t want, const char *what)
 {
@@ -54,15 +41,9 @@ static void wait_then_read(int s, ssize_t want, const char *what)
 
 static void test_tcp(void **state)
 {
-    int l = sp_listen_tcp("127.0.0.1", 0, 16, 0);
+    int s, c;
+    int l = sp_test_tcp_pair(&s, &c);
     assert_true(l >= 0);
-    struct sockaddr_in a;
-    socklen_t alen = sizeof a;
-    getsockname(l, (struct sockaddr *)&a, &alen);
-    int c = connect_plain(ntohs(a.sin_port));
-    assert_true(c >= 0);
-    int s = sp_accept(l, NULL, NULL, sp_deadline_ms(10000));
-    assert_true(s >= 0);
     pthread_t t;
 
     /* data before the first wait (not yet registered: the poll finds it) */

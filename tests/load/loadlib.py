@@ -217,6 +217,19 @@ class Serve:
             self.proc.wait()
 
 
+def recv_head(c):
+    """Reads from socket c up to the end of one request head; returns what
+    it read (short if the peer closed first).  For one request a
+    connection: bytes after the head are not kept apart."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = c.recv(4096)
+        if not d:
+            break
+        buf += d
+    return buf
+
+
 def response(body=b"ok\n", status="200 OK", extra=""):
     return (f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
             .encode() + body)

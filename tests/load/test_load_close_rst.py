@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 
-from loadlib import expect, fail
+from loadlib import expect, fail, recv_head, response
 
 spindle = sys.argv[1]
 N = 4
@@ -27,13 +27,8 @@ def run(extra):
             c, _ = srv.accept()
             c.settimeout(10)
             try:
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    d = c.recv(4096)
-                    if not d:
-                        break
-                    buf += d
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                recv_head(c)
+                c.sendall(response())
                 ends.append("fin" if c.recv(4096) == b"" else "data")
             except ConnectionResetError:
                 ends.append("rst")

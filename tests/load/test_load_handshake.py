@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 
-from loadlib import expect, fail, skip
+from loadlib import expect, fail, recv_head, response, skip
 
 spindle = sys.argv[1]
 if not sys.platform.startswith("linux") or not hasattr(socket, "TCP_INFO"):
@@ -31,18 +31,13 @@ seen = []
 def serve():
     for _ in range(N):
         c, _ = srv.accept()
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            d = c.recv(4096)
-            if not d:
-                break
-            buf += d
+        recv_head(c)
         info = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
         if len(info) < SEGS_OFF + 8:
             seen.append(None)
         else:
             seen.append(struct.unpack_from("II", info, SEGS_OFF)[1])
-        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+        c.sendall(response(extra="Connection: close\r\n"))
         c.close()
 
 
