@@ -31,6 +31,15 @@ static inline double bench_now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
+/* Raises the inexact exception flag (an SSE division that rounds), for the
+ * switch -fpflags rows: two contexts whose MXCSR flags differ. */
+static inline void bench_raise_inexact(void)
+{
+    volatile double one = 1.0, three = 3.0;
+    volatile double q = one / three;
+    (void)q;
+}
+
 /* Keeps the compiler from deleting a computation whose result is unused. */
 #define bench_keep(x) __asm__ volatile("" : : "r"(x) : "memory")
 
