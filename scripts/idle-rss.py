@@ -17,7 +17,6 @@ import argparse
 import os
 import resource
 import socket
-import subprocess
 import sys
 import time
 
@@ -77,16 +76,8 @@ def measure(pid, port, n):
 
 
 def spindle(binary, model, n):
-    p = subprocess.Popen(["taskset", "-c", "0", binary, "serve", "--model", model, "--port", "0",
-                          "--idle-timeout-ms", "600000"], stdout=subprocess.PIPE, text=True)
-    try:
-        line = p.stdout.readline().split()
-        if len(line) < 2 or line[0] != "READY":
-            die("%s --model %s did not start" % (binary, model))
-        return measure(p.pid, int(line[1]), n)
-    finally:
-        p.terminate()
-        p.wait()
+    with loadlib.Serve(binary, model, args=["--idle-timeout-ms", "600000"], cpu=0) as sv:
+        return measure(sv.proc.pid, sv.port, n)
 
 
 def main():

@@ -189,10 +189,13 @@ class RawServer:
 
 
 class Serve:
-    """`spindle serve --model MODEL --port 0`, up until the block ends."""
+    """`spindle serve --model MODEL --port 0 [ARGS]`, up until the block
+    ends; on CPU `cpu` if given (taskset)."""
 
-    def __init__(self, spindle, model="coro"):
-        self.cmd = [spindle, "serve", "--model", model, "--port", "0"]
+    def __init__(self, spindle, model="coro", args=(), cpu=None):
+        self.cmd = [spindle, "serve", "--model", model, "--port", "0", *args]
+        if cpu is not None:
+            self.cmd = ["taskset", "-c", str(cpu)] + self.cmd
 
     def __enter__(self):
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
