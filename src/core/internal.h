@@ -251,7 +251,7 @@ typedef struct sp_sched {
      * SP__SW_EXT (ucontext, sjlj). */
     uint8_t sw;
     /* 1 when sp_yield may take its inline path: the asm switch, direct
-     * mode (M:N is tested apart: it is set after the scheduler is made). */
+     * mode, not a worker of M:N (mn.c clears it when it sets mn). */
     uint8_t yield_inline;
     uint64_t next_id, id_step;
     uint64_t live;             /* spawned coroutines not yet ended */

@@ -573,6 +573,7 @@ static void *worker_main(void *arg)
     sp__mn *mn = w->mn;
     sp_sched *s = sp__sched_create(&mn->cfg);
     s->mn = mn;
+    s->yield_inline = 0; /* sp_yield on a worker is sp__mn_yield */
     s->w = w;
     /* Ids stay unique across workers: worker i hands out i+1 + k(n+1);
      * slot n is sp_spawn_in's. */

@@ -66,7 +66,7 @@ static void test_yield_to_errors(void **state)
     assert_int_equal(sp_join(s, NULL), 0);
 }
 
-static int order[4], norder;
+static int order[16], norder;
 static void *mark(void *arg)
 {
     order[norder++] = (int)PI(arg);
@@ -89,12 +89,52 @@ static void test_yield_to_jumps_the_queue(void **state)
     assert_int_equal(order[2], 2);
 }
 
+/* The run queue after a yield_to from each place in it: the target
+ * leaves from the front, the middle or the back, the others keep their
+ * order and the yielder goes behind them.  Each marker yields once before
+ * it ends, so the queue is walked twice and a broken link would drop or
+ * repeat one. */
+static void *mark_twice(void *arg)
+{
+    order[norder++] = (int)PI(arg);
+    sp_yield();
+    order[norder++] = (int)PI(arg);
+    return NULL;
+}
+
+static void test_yield_to_from_every_place(void **state)
+{
+    static const struct {
+        int target;
+        int expect[10];
+    } cases[] = {
+        {1, {1, 2, 3, 4, 0, 1, 2, 3, 4, 0}}, /* the front */
+        {2, {2, 1, 3, 4, 0, 2, 1, 3, 4, 0}}, /* the middle */
+        {4, {4, 1, 2, 3, 0, 4, 1, 2, 3, 0}}, /* the back */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        sp_co *co[5];
+        norder = 0;
+        for (int i = 1; i <= 4; i++)
+            co[i] = sp_spawn(mark_twice, IP(i), NULL);
+        assert_int_equal(sp_yield_to(co[cases[c].target]), 0);
+        order[norder++] = 0; /* the yielder, back after the four */
+        sp_yield();
+        order[norder++] = 0;
+        for (int i = 1; i <= 4; i++)
+            assert_int_equal(sp_join(co[i], NULL), 0);
+        assert_int_equal(norder, 10);
+        assert_memory_equal(order, cases[c].expect, sizeof cases[c].expect);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_producer_consumer),
         cmocka_unit_test(test_yield_to_errors),
         cmocka_unit_test(test_yield_to_jumps_the_queue),
+        cmocka_unit_test(test_yield_to_from_every_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
