@@ -83,6 +83,13 @@ static double bench_yield(const variant *v, long iters)
     return (bench_now_ns() - t0) / (2.0 * (double)iters);
 }
 
+/* spindle/jump: the bare switch, with the FP words kept unless the variant
+ * shares them (micro_jump.c). */
+static double bench_jump(const variant *v, long iters)
+{
+    return micro_jump(iters, !v->cfg.fpenv_shared);
+}
+
 static sp_co *peer_co[2];
 static void *yield_to_loop(void *arg)
 {
@@ -395,7 +402,7 @@ int spindle_micro(int argc, char **argv)
     bench_print_header(stdout, json);
 
     if (wanted(only, "switch")) {
-        variant v[7] = {0};
+        variant v[9] = {0};
         config(&v[0].cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 0);
         v[0].impl = "spindle/asm";
         config(&v[1].cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 1);
@@ -411,8 +418,12 @@ int spindle_micro(int argc, char **argv)
         config(&v[6].cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 0);
         v[6].impl = "spindle/asm-fpflags";
         v[6].raise = 1;
-        for (int i = 0; i < 7; i++) {
-            v[i].run = i == 5 ? bench_yield_to : bench_yield;
+        config(&v[7].cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 0);
+        v[7].impl = "spindle/jump";
+        config(&v[8].cfg, SP_CTX_ASM, SP_SWITCH_DIRECT, 1);
+        v[8].impl = "spindle/jump-nofp";
+        for (int i = 0; i < 9; i++) {
+            v[i].run = i == 5 ? bench_yield_to : i >= 7 ? bench_jump : bench_yield;
             v[i].stack = SP_STACK_FIXED;
             measure("switch", &v[i], "ns/op", runs, json);
         }
