@@ -361,13 +361,18 @@ int spindle_micro(int argc, char **argv)
         case 'j': json = 1; break;
         case 'q': quick = 1; break;
         case 'b': only = optarg; break;
-        case 'r':
-            runs = atoi(optarg);
-            if (runs < 1 || runs > BENCH_MAX_RUNS) {
-                fprintf(stderr, "spindle micro: --runs must be 1..%d\n", BENCH_MAX_RUNS);
+        case 'r': {
+            char *end;
+            errno = 0;
+            long n = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || n < 1 || n > BENCH_MAX_RUNS) {
+                fprintf(stderr, "spindle micro: --runs wants a whole number from 1 to %d, not '%s'\n",
+                        BENCH_MAX_RUNS, optarg);
                 return 2;
             }
+            runs = (int)n;
             break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
