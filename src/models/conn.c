@@ -24,6 +24,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#if SP_ASAN
+#include <sanitizer/asan_interface.h>
+#define SP_ASAN_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define SP_ASAN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define SP_ASAN_POISON(p, n) ((void)(p), (void)(n))
+#define SP_ASAN_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 /* After an error answer, what the client still sends is read and dropped
  * for up to 1 s or 64 KiB before the close: closing a socket with unread
  * bytes makes the kernel send RST, which can destroy the answer before the
@@ -73,21 +82,32 @@ void *sp_conn_io_take(sp_conn_io_pool *pool, size_t size)
     if (b) {
         memcpy(&pool->free, b, sizeof(void *));
         pool->kept--;
+        SP_ASAN_UNPOISON((char *)b + sizeof(void *), size - sizeof(void *));
     } else if (!(b = aligned_alloc(64, size))) {
         errno = ENOMEM;
     }
     return b;
 }
 
-void sp_conn_io_give(sp_conn_io_pool *pool, void *block, size_t keep)
+void sp_conn_io_give(sp_conn_io_pool *pool, void *block, size_t size, size_t keep)
 {
     if (pool->kept < keep) {
         memcpy(block, &pool->free, sizeof(void *));
         pool->free = block;
         pool->kept++;
+        SP_ASAN_POISON((char *)block + sizeof(void *), size - sizeof(void *));
     } else {
         free(block);
     }
+}
+
+/* Makes b (an I/O block, or NULL) c's.  Nothing is parsed while c holds
+ * none: no byte is buffered then. */
+static void io_set(sp_conn *c, char *b)
+{
+    c->in = b;
+    c->out = b ? b + c->srv->io_out_off : NULL;
+    c->req.headers = b ? (sp_http_header *)(void *)(b + c->srv->io_hdr_off) : NULL;
 }
 
 /* Gives c an I/O block if it holds none.  0, or -1 with errno ENOMEM. */
@@ -99,8 +119,7 @@ static int io_get(sp_conn *c)
         return 0;
     if (!(b = sp_conn_io_take(c->srv->ops->io_pool(c), c->srv->io_size)))
         return -1;
-    c->in = b;
-    c->out = b + c->srv->io_out_off;
+    io_set(c, b);
     return 0;
 }
 
@@ -110,8 +129,8 @@ static void io_put(sp_conn *c)
     if (!c->in || !srv_lends(c->srv))
         return;
     c->len = c->start = c->out_len = 0;
-    sp_conn_io_give(c->srv->ops->io_pool(c), c->in, SP_CONN_IO_KEEP);
-    c->in = c->out = NULL;
+    sp_conn_io_give(c->srv->ops->io_pool(c), c->in, c->srv->io_size, SP_CONN_IO_KEEP);
+    io_set(c, NULL);
 }
 
 void sp_conn_io_pool_drain(sp_conn_io_pool *pool)
@@ -766,18 +785,14 @@ static enum next serve_request(sp_conn *c, size_t head_len)
 sp_conn *sp_conn_new(sp_conn_server *srv)
 {
     bool lends = srv_lends(srv);
-    sp_conn *c = malloc(sizeof *c + (lends ? 0 : SP_CONN_OUT_CAP + srv->in_cap));
+    sp_conn *c = malloc(sizeof *c + (lends ? 0 : srv->io_size));
 
     if (c) {
         c->srv = srv;
         c->fd = -1;
         c->next = c->prev = NULL;
         c->owner = NULL;
-        c->in = c->out = NULL;
-        if (!lends) {
-            c->out = (char *)(c + 1);
-            c->in = c->out + SP_CONN_OUT_CAP;
-        }
+        io_set(c, lends ? NULL : (char *)(c + 1));
     }
     return c;
 }
@@ -792,7 +807,6 @@ void sp_conn_start(sp_conn *c, int fd, const struct sockaddr *peer,
                    socklen_t peer_len, sp_http_date_cache *date)
 {
     const sp_server_opts *o = c->srv->opts;
-    size_t max_headers = o->limits.max_headers;
     int one = 1;
 
     c->fd = fd;
@@ -811,9 +825,7 @@ void sp_conn_start(sp_conn *c, int fd, const struct sockaddr *peer,
     c->len = c->start = c->out_len = 0;
     c->requests = 0;
     c->first_deadline = sp_deadline_ms(o->header_timeout_ms);
-    if (max_headers > SP_HTTP_HEADERS_MAX_DEFAULT)
-        max_headers = SP_HTTP_HEADERS_MAX_DEFAULT;
-    sp_http_request_init(&c->req, c->hdrs, max_headers, &o->limits);
+    sp_http_request_init(&c->req, c->req.headers, c->srv->hdr_max, &o->limits);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
@@ -859,8 +871,10 @@ int sp_conn_server_init(sp_conn_server *srv, const sp_server_opts *o,
     srv->root_fd = -1;
     srv->head_max = o->limits.max_request_line + o->limits.max_header_bytes;
     srv->in_cap = srv->head_max + SP_CONN_IN_SLACK;
+    srv->hdr_max = o->limits.max_headers;
     srv->io_out_off = (srv->in_cap + 63) & ~(size_t)63;
-    srv->io_size = (srv->io_out_off + SP_CONN_OUT_CAP + 63) & ~(size_t)63;
+    srv->io_hdr_off = (srv->io_out_off + SP_CONN_OUT_CAP + 63) & ~(size_t)63;
+    srv->io_size = (srv->io_hdr_off + srv->hdr_max * sizeof(sp_http_header) + 63) & ~(size_t)63;
     if (o->root) {
         srv->root_fd = open(o->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (srv->root_fd < 0)

@@ -89,30 +89,31 @@ typedef struct sp_conn_ops {
     int (*wait_idle)(sp_conn *c, int fd, int64_t deadline);
 } sp_conn_ops;
 
-/* A stack (LIFO) of I/O blocks, [in | out] each, lent to connections while
- * they have a request or an answer in hand and taken back when they go
- * idle.  The block a connection gets is the one given back last, still in
- * cache, so ten thousand keep-alive connections touch the buffers of the
- * few busy at once instead of 25 KiB each (nginx lends its buffers alike,
- * and so do the event-loop models, with one pool a server).  One per
- * thread: no lock.  A block may
- * go back to another thread's stack than the one it came from (a
- * coroutine moved between M:N workers); each keeps at most
- * SP_CONN_IO_KEEP. */
+/* A stack (LIFO) of I/O blocks, [in | out | parsed headers] each, lent to
+ * connections while they have a request or an answer in hand and taken
+ * back when they go idle.  The block a connection gets is the one given
+ * back last, still in cache, so ten thousand keep-alive connections touch
+ * the buffers of the few busy at once instead of 32 KiB each (nginx lends
+ * its buffers alike, and so do the event-loop models, with one pool a
+ * server).  One per thread: no lock.  A block may go back to another
+ * thread's stack than the one it came from (a coroutine moved between M:N
+ * workers); each keeps at most SP_CONN_IO_KEEP.  Under ASan a block on a
+ * stack is poisoned but for its link: a connection that used its block
+ * after giving it back is reported. */
 typedef struct sp_conn_io_pool {
     void *free;   /* the blocks, linked through their first word */
     size_t kept;  /* on `free` */
 } sp_conn_io_pool;
-/* 256 blocks of ~29 KiB: more than a thread has in hand at once outside a
+/* 256 blocks of ~32 KiB: more than a thread has in hand at once outside a
  * burst of slow static files, and a burst gives the rest back. */
 #define SP_CONN_IO_KEEP 256u
 
 /* The block given back last, or a new one of `size` bytes (64-aligned).
  * NULL with errno ENOMEM. */
 void *sp_conn_io_take(sp_conn_io_pool *pool, size_t size);
-/* Gives `block` back: kept on top of pool while it holds fewer than `keep`
- * blocks, freed otherwise. */
-void sp_conn_io_give(sp_conn_io_pool *pool, void *block, size_t keep);
+/* Gives `block` (of `size` bytes, as taken) back: kept on top of pool
+ * while it holds fewer than `keep` blocks, freed otherwise. */
+void sp_conn_io_give(sp_conn_io_pool *pool, void *block, size_t size, size_t keep);
 /* Frees the blocks on `pool` (its threads are done). */
 void sp_conn_io_pool_drain(sp_conn_io_pool *pool);
 
@@ -136,8 +137,11 @@ struct sp_conn_server {
     char *cgi_dir;         /* realpath of --cgi-dir, or NULL (404) */
     size_t head_max;       /* the largest head the limits let through */
     size_t in_cap;         /* each connection's input buffer */
-    size_t io_size;        /* an I/O block: in_cap, then out at io_out_off */
-    size_t io_out_off;
+    /* An I/O block: in[in_cap], then out[SP_CONN_OUT_CAP] at io_out_off,
+     * then hdr_max parsed headers at io_hdr_off. */
+    size_t io_size;
+    size_t io_out_off, io_hdr_off;
+    size_t hdr_max;
     /* Models whose workers each hold one connection (prefork, pool) set it:
      * true while connections wait for a worker.  The loop then answers
      * with "Connection: close" and ends idle keep-alive waits, so a worker
@@ -155,8 +159,8 @@ int sp_conn_server_init(sp_conn_server *srv, const sp_server_opts *o,
 void sp_conn_server_destroy(sp_conn_server *srv);
 
 /* A connection.  The public part is for the models; the rest is the
- * loop's.  It is large (the headers, and the buffers where the model lends
- * none, live inside, sized by the limits, so nothing is allocated per
+ * loop's.  Where the model lends no I/O block it is large (its own block,
+ * sized by the limits, lives after it, so nothing is allocated per
  * request): allocate it with sp_conn_new(), never on a coroutine's stack.
  * Pages not touched are never faulted in. */
 struct sp_conn {
@@ -183,12 +187,12 @@ struct sp_conn {
     int64_t first_deadline;    /* header deadline of the first request */
     int job_err;               /* the offloaded open's errno */
     struct stat st;            /* the static file being sent */
-    sp_http_request req;
+    sp_http_request req;       /* its headers are in the I/O block */
     sp_http_body body;
-    sp_http_header hdrs[SP_HTTP_HEADERS_MAX_DEFAULT];
     sp_http_action act;
-    /* in[srv->in_cap] and out[SP_CONN_OUT_CAP]: after the struct, or a
-     * lent block (NULL while idle: nothing buffered, nothing to write). */
+    /* The I/O block (in, out and the headers; sp_conn_server): after the
+     * struct, or lent (NULL while idle: nothing buffered, nothing to
+     * write, no request in hand). */
     char *in, *out;
 };
 

@@ -205,18 +205,18 @@ typedef struct sp__evm_server {
     bool stopping;           /* SIGTERM/SIGINT seen */
     int64_t accept_resume;   /* when a paused listener is retried; -1 */
     bool accept_paused;
-    /* connections: one block each, [model struct | headers] */
-    size_t model_size, hdr_off, block_size, in_cap;
+    /* connections: the model's struct each, nothing else */
+    size_t model_size, in_cap;
     sp__evm_conn *free_list;
-    /* I/O buffers, one block each, [in | out], lent to a connection while
-     * it has a request or an answer in hand and taken back when it goes
-     * idle (sp__evm_io_put).  A stack (LIFO): the block a connection gets
-     * is the one last given back, still in cache, so ten thousand
-     * keep-alive connections touch the buffers of the few that are busy
-     * at once instead of 25 KiB each (nginx lends its header buffers the
-     * same way).  Unbounded: one thread, and every block it keeps served
-     * a connection at once. */
-    size_t io_out_off, io_size;
+    /* I/O buffers, one block each, [in | out | the parsed headers], lent
+     * to a connection while it has a request or an answer in hand and
+     * taken back when it goes idle (sp__evm_io_put).  A stack (LIFO): the
+     * block a connection gets is the one last given back, still in cache,
+     * so ten thousand keep-alive connections touch the buffers of the few
+     * that are busy at once instead of 28 KiB each (nginx lends its header
+     * buffers the same way).  Unbounded: one thread, and every block it
+     * keeps served a connection at once. */
+    size_t io_out_off, io_hdr_off, io_size;
     sp_conn_io_pool io;
     sp__evm_conn *live;      /* every open connection (shutdown walks it) */
     sp__evm_conn *dead;      /* closed this loop turn; freed after it */
@@ -240,7 +240,7 @@ typedef enum sp__evm_timer_for {
 } sp__evm_timer_for;
 
 /* The part of a connection every model shares: the model's own struct
- * begins with it.  The buffers follow the model struct in the same block. */
+ * begins with it. */
 struct sp__evm_conn {
     sp__evm_server *srv;
     int fd;                  /* the socket; -1 once closed */
@@ -258,8 +258,7 @@ struct sp__evm_conn {
     /* output: [out_off, out_len) is still to write */
     char *out;
     size_t out_off, out_len;
-    sp_http_request req;
-    sp_http_header *hdrs;
+    sp_http_request req;     /* its headers are in the lent block */
     sp_http_body body;
     sp_http_action act;
     size_t head_len;

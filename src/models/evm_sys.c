@@ -383,29 +383,24 @@ bool sp__evm_accept_due(sp__evm_server *s)
 static sp__evm_conn *conn_new(sp__evm_server *s, int fd)
 {
     sp__evm_conn *c = s->free_list;
-    char *b;
 
     if (c) {
         s->free_list = c->next;
     } else {
-        /* aligned_alloc: the block's pages are touched only as used, so an
-         * idle connection costs the few pages its first request wrote */
-        c = aligned_alloc(64, s->block_size);
+        c = aligned_alloc(64, s->model_size);
         if (!c)
             return NULL;
     }
-    b = (char *)c;
     memset(c, 0, s->model_size);
     c->srv = s;
     c->fd = fd;
     c->id = ++s->next_id;
     c->timer.deadline = -1;
-    c->hdrs = (sp_http_header *)(void *)(b + s->hdr_off);
-    c->in = c->out = NULL; /* lent at the first read */
+    c->in = c->out = NULL; /* lent at the first read, with the headers */
     c->file_fd = -1;
     c->fresh = true;
     c->req_start = s->now;
-    sp_http_request_init(&c->req, c->hdrs, s->limits.max_headers, &s->limits);
+    sp_http_request_init(&c->req, NULL, s->limits.max_headers, &s->limits);
     c->next = s->live;
     c->prev = NULL;
     if (s->live)
@@ -566,11 +561,10 @@ static void layout(sp__evm_server *s, size_t model_size)
     sp_http_limits *l = &s->limits;
 
     s->model_size = ALIGN64(model_size);
-    s->hdr_off = s->model_size;
     s->in_cap = l->max_request_line + l->max_header_bytes + SP__EVM_IN_SLACK;
-    s->block_size = ALIGN64(s->hdr_off + l->max_headers * sizeof(sp_http_header));
     s->io_out_off = ALIGN64(s->in_cap);
-    s->io_size = ALIGN64(s->io_out_off + SP__EVM_OUT_CAP);
+    s->io_hdr_off = ALIGN64(s->io_out_off + SP__EVM_OUT_CAP);
+    s->io_size = ALIGN64(s->io_hdr_off + l->max_headers * sizeof(sp_http_header));
 }
 
 int sp__evm_io_get(sp__evm_conn *c)
@@ -584,6 +578,8 @@ int sp__evm_io_get(sp__evm_conn *c)
         return -1;
     c->in = b;
     c->out = b + s->io_out_off;
+    /* Nothing is parsed while no block is held (no byte is buffered). */
+    c->req.headers = (sp_http_header *)(void *)(b + s->io_hdr_off);
     return 0;
 }
 
@@ -593,8 +589,9 @@ static void io_release(sp__evm_server *s, sp__evm_conn *c)
         return;
     c->in_start = c->in_pos = c->in_end = 0;
     c->out_off = c->out_len = 0;
-    sp_conn_io_give(&s->io, c->in, SIZE_MAX);
+    sp_conn_io_give(&s->io, c->in, s->io_size, SIZE_MAX);
     c->in = c->out = NULL;
+    c->req.headers = NULL;
 }
 
 void sp__evm_io_put(sp__evm_conn *c)
