@@ -392,13 +392,13 @@ static void act(cb_conn *c)
 {
     sp__evm_conn *x = &c->x;
 
-    switch (x->act.kind) {
+    switch (x->act->kind) {
     case SP_HTTP_ACT_RESPOND:
         sp__evm_reply(x);
         answered(c);
         return;
     case SP_HTTP_ACT_SLEEP:
-        sleep_async(c, x->act.sleep_ms, on_slept);
+        sleep_async(c, x->act->sleep_ms, on_slept);
         return;
     case SP_HTTP_ACT_STATIC:
         if (sp__evm_static_job(x))

@@ -101,13 +101,14 @@ void sp_conn_io_give(sp_conn_io_pool *pool, void *block, size_t size, size_t kee
     }
 }
 
-/* Makes b (an I/O block, or NULL) c's.  Nothing is parsed while c holds
- * none: no byte is buffered then. */
+/* Makes b (an I/O block, or NULL) c's.  Nothing is parsed or routed
+ * while c holds none: no byte is buffered, no request is in hand. */
 static void io_set(sp_conn *c, char *b)
 {
     c->in = b;
     c->out = b ? b + c->srv->io_out_off : NULL;
     c->req.headers = b ? (sp_http_header *)(void *)(b + c->srv->io_hdr_off) : NULL;
+    c->act = b ? (sp_http_action *)(void *)(b + c->srv->io_act_off) : NULL;
 }
 
 /* Gives c an I/O block if it holds none.  0, or -1 with errno ENOMEM. */
@@ -256,7 +257,7 @@ static enum next reply(sp_conn *c)
 
     for (;;) {
         n = sp_http_write_reply(c->out + c->out_len, SP_CONN_OUT_CAP - c->out_len,
-                                &c->req, &c->act, keep, date);
+                                &c->req, c->act, keep, date);
         if (n >= 0 || c->out_len == 0)
             break;
         if (flush(c) < 0) /* out[] full of pipelined answers */
@@ -270,9 +271,9 @@ static enum next reply(sp_conn *c)
 
 static enum next respond(sp_conn *c, int status)
 {
-    c->act.kind = SP_HTTP_ACT_RESPOND;
-    c->act.status = status;
-    c->act.allow = NULL;
+    c->act->kind = SP_HTTP_ACT_RESPOND;
+    c->act->status = status;
+    c->act->allow = NULL;
     return reply(c);
 }
 
@@ -471,8 +472,8 @@ static enum next serve_static(sp_conn *c)
     if (fd < 0)
         return respond(c, sp_http_static_errno_status(errno));
     keep = keep_wish(c);
-    n = sp_http_static_head(c->out, SP_CONN_OUT_CAP, &c->req, c->act.arg,
-                            c->act.arg_len, &c->st, keep, conn_date(c), &fr);
+    n = sp_http_static_head(c->out, SP_CONN_OUT_CAP, &c->req, c->act->arg,
+                            c->act->arg_len, &c->st, keep, conn_date(c), &fr);
     if (n < 0) {
         ops->close(fd);
         return NEXT_CLOSE;
@@ -732,7 +733,7 @@ static enum next serve_cgi(sp_conn *c, size_t body_at)
         free(r);
         return rc == -1 ? NEXT_CLOSE : rc < 0 ? answer_error(c, -rc) : respond(c, 503);
     }
-    rc = sp_cgi_spawn(c->srv, &c->req, &c->act, (const struct sockaddr *)&c->peer,
+    rc = sp_cgi_spawn(c->srv, &c->req, c->act, (const struct sockaddr *)&c->peer,
                       c->req.body_kind == SP_HTTP_BODY_NONE ? -1 : (int64_t)c->body.total,
                       in[0], &r->p);
     close(in[0]);
@@ -758,19 +759,19 @@ static enum next serve_request(sp_conn *c, size_t head_len)
     int rc;
 
     c->requests++;
-    sp_http_route(&c->req, &c->act);
-    if (c->act.kind == SP_HTTP_ACT_CGI && c->srv->cgi_dir)
+    sp_http_route(&c->req, c->act);
+    if (c->act->kind == SP_HTTP_ACT_CGI && c->srv->cgi_dir)
         return serve_cgi(c, body_at); /* it takes the body itself */
     rc = read_body(c, body_at, NULL, NULL);
     if (rc < 0)
         return rc == -1 ? NEXT_CLOSE : answer_error(c, -rc);
-    switch (c->act.kind) {
+    switch (c->act->kind) {
     case SP_HTTP_ACT_RESPOND:
         return reply(c);
     case SP_HTTP_ACT_SLEEP:
         if (flush(c) < 0)
             return NEXT_CLOSE;
-        c->srv->ops->sleep_until(c, sp_deadline_ms(c->act.sleep_ms));
+        c->srv->ops->sleep_until(c, sp_deadline_ms(c->act->sleep_ms));
         return reply(c);
     case SP_HTTP_ACT_STATIC:
         return serve_static(c);
@@ -874,7 +875,8 @@ int sp_conn_server_init(sp_conn_server *srv, const sp_server_opts *o,
     srv->hdr_max = o->limits.max_headers;
     srv->io_out_off = (srv->in_cap + 63) & ~(size_t)63;
     srv->io_hdr_off = (srv->io_out_off + SP_CONN_OUT_CAP + 63) & ~(size_t)63;
-    srv->io_size = (srv->io_hdr_off + srv->hdr_max * sizeof(sp_http_header) + 63) & ~(size_t)63;
+    srv->io_act_off = (srv->io_hdr_off + srv->hdr_max * sizeof(sp_http_header) + 63) & ~(size_t)63;
+    srv->io_size = (srv->io_act_off + sizeof(sp_http_action) + 63) & ~(size_t)63;
     if (o->root) {
         srv->root_fd = open(o->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (srv->root_fd < 0)
@@ -1165,7 +1167,7 @@ static int blk_sleep_until(sp_conn *c, int64_t deadline)
 
 static int blk_static_open(sp_conn *c)
 {
-    return sp_http_static_open(c->srv->root_fd, c->act.arg, &c->st);
+    return sp_http_static_open(c->srv->root_fd, c->act->arg, &c->st);
 }
 
 static int blk_wait_readable(sp_conn *c, int fd, int64_t deadline)
@@ -1220,7 +1222,7 @@ static int co_sleep_until(sp_conn *c, int64_t deadline)
 static void *open_job(void *arg)
 {
     sp_conn *c = arg;
-    int fd = sp_http_static_open(c->srv->root_fd, c->act.arg, &c->st);
+    int fd = sp_http_static_open(c->srv->root_fd, c->act->arg, &c->st);
 
     c->job_err = fd < 0 ? errno : 0;
     return (void *)(intptr_t)fd;

@@ -89,7 +89,7 @@ typedef struct sp_conn_ops {
     int (*wait_idle)(sp_conn *c, int fd, int64_t deadline);
 } sp_conn_ops;
 
-/* A stack (LIFO) of I/O blocks, [in | out | parsed headers] each, lent to
+/* A stack (LIFO) of I/O blocks, [in | out | headers | action] each, lent to
  * connections while they have a request or an answer in hand and taken
  * back when they go idle.  The block a connection gets is the one given
  * back last, still in cache, so ten thousand keep-alive connections touch
@@ -138,9 +138,10 @@ struct sp_conn_server {
     size_t head_max;       /* the largest head the limits let through */
     size_t in_cap;         /* each connection's input buffer */
     /* An I/O block: in[in_cap], then out[SP_CONN_OUT_CAP] at io_out_off,
-     * then hdr_max parsed headers at io_hdr_off. */
+     * hdr_max parsed headers at io_hdr_off, the routed action at
+     * io_act_off: what a request needs only while it is in hand. */
     size_t io_size;
-    size_t io_out_off, io_hdr_off;
+    size_t io_out_off, io_hdr_off, io_act_off;
     size_t hdr_max;
     /* Models whose workers each hold one connection (prefork, pool) set it:
      * true while connections wait for a worker.  The loop then answers
@@ -189,11 +190,11 @@ struct sp_conn {
     struct stat st;            /* the static file being sent */
     sp_http_request req;       /* its headers are in the I/O block */
     sp_http_body body;
-    sp_http_action act;
-    /* The I/O block (in, out and the headers; sp_conn_server): after the
-     * struct, or lent (NULL while idle: nothing buffered, nothing to
-     * write, no request in hand). */
+    /* The I/O block (sp_conn_server says what it holds): after the struct,
+     * or lent (NULL while idle: nothing buffered, nothing to write, no
+     * request in hand), and the routed action in it. */
     char *in, *out;
+    sp_http_action *act;
 };
 
 /* A connection for srv: malloc, not zeroed (its buffers stay untouched

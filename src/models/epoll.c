@@ -146,14 +146,14 @@ static void ep_dispatch(ep_conn *c)
 {
     sp__evm_conn *x = &c->x;
 
-    switch (x->act.kind) {
+    switch (x->act->kind) {
     case SP_HTTP_ACT_RESPOND:
         sp__evm_reply(x);
         ep_answered(c);
         return;
     case SP_HTTP_ACT_SLEEP:
         c->state = EP_SLEEPING;
-        sp__evm_arm(x, SP__EVM_T_SLEEP, (int64_t)x->act.sleep_ms * SP__EVM_MS);
+        sp__evm_arm(x, SP__EVM_T_SLEEP, (int64_t)x->act->sleep_ms * SP__EVM_MS);
         return;
     case SP_HTTP_ACT_STATIC:
         if (!sp__evm_static_job(x)) {

@@ -208,15 +208,15 @@ typedef struct sp__evm_server {
     /* connections: the model's struct each, nothing else */
     size_t model_size, in_cap;
     sp__evm_conn *free_list;
-    /* I/O buffers, one block each, [in | out | the parsed headers], lent
+    /* I/O buffers, one block each, [in | out | headers | action], lent
      * to a connection while it has a request or an answer in hand and
      * taken back when it goes idle (sp__evm_io_put).  A stack (LIFO): the
      * block a connection gets is the one last given back, still in cache,
      * so ten thousand keep-alive connections touch the buffers of the few
-     * that are busy at once instead of 28 KiB each (nginx lends its header
+     * that are busy at once instead of 44 KiB each (nginx lends its header
      * buffers the same way).  Unbounded: one thread, and every block it
      * keeps served a connection at once. */
-    size_t io_out_off, io_hdr_off, io_size;
+    size_t io_out_off, io_hdr_off, io_act_off, io_size;
     sp_conn_io_pool io;
     sp__evm_conn *live;      /* every open connection (shutdown walks it) */
     sp__evm_conn *dead;      /* closed this loop turn; freed after it */
@@ -260,7 +260,7 @@ struct sp__evm_conn {
     size_t out_off, out_len;
     sp_http_request req;     /* its headers are in the lent block */
     sp_http_body body;
-    sp_http_action act;
+    sp_http_action *act;     /* routed: in the lent block, NULL with it */
     size_t head_len;
     bool in_request;         /* bytes of the current request have arrived */
     bool fresh;              /* no request yet: the header timer runs from

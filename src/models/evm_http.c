@@ -235,9 +235,9 @@ int sp__evm_head(sp__evm_conn *c)
     c->in_pos = c->in_start + (size_t)n;
     c->linger = false;
     sp__evm_arm(c, SP__EVM_T_NONE, -1);
-    sp_http_route(&c->req, &c->act);
+    sp_http_route(&c->req, c->act);
     sp_http_body_init(&c->body, &c->req, &s->limits);
-    if (c->act.kind == SP_HTTP_ACT_CGI && s->cs.cgi_dir)
+    if (c->act->kind == SP_HTTP_ACT_CGI && s->cs.cgi_dir)
         c->cgi = cgi_alloc(s); /* NULL: sp__evm_cgi_job answers 503 */
     /* RFC 9110 §10.1.1: the client may wait for this before sending a body;
      * needless once body bytes are here */
@@ -287,7 +287,7 @@ int sp__evm_reply(sp__evm_conn *c)
 {
     bool keep = keep_wish(c);
     ssize_t n = sp_http_write_reply(c->out + c->out_len, out_room(c), &c->req,
-                                    &c->act, keep, c->srv->date_text);
+                                    c->act, keep, c->srv->date_text);
 
     if (n < 0)
         return (int)n;
@@ -368,7 +368,7 @@ bool sp__evm_static_job(sp__evm_conn *c)
     }
     c->job.kind = SP__EVM_JOB_OPEN;
     c->job.root_fd = s->cs.root_fd;
-    c->job.rel = c->act.arg; /* stays put: the request waits for the job */
+    c->job.rel = c->act->arg; /* stays put: the request waits for the job */
     c->job.fd = -1;
     return true;
 }
@@ -383,8 +383,8 @@ void sp__evm_static_opened(sp__evm_conn *c)
         sp__evm_reply_status(c, sp_http_static_errno_status(c->job.err));
         return;
     }
-    n = sp_http_static_head(c->out + c->out_len, out_room(c), &c->req, c->act.arg,
-                            c->act.arg_len, &c->job.st, keep, c->srv->date_text,
+    n = sp_http_static_head(c->out + c->out_len, out_room(c), &c->req, c->act->arg,
+                            c->act->arg_len, &c->job.st, keep, c->srv->date_text,
                             &fr);
     if (n < 0) {
         close(c->job.fd);

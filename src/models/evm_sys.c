@@ -151,7 +151,7 @@ void sp__evm_heap_free(sp__evm_heap *h)
 static int spawn_job(sp__evm_conn *c)
 {
     sp__evm_cgi *g = c->cgi;
-    int rc = sp_cgi_spawn(&c->srv->cs, &c->req, &c->act,
+    int rc = sp_cgi_spawn(&c->srv->cs, &c->req, c->act,
                           (const struct sockaddr *)&c->peer,
                           c->req.body_kind == SP_HTTP_BODY_NONE
                               ? -1
@@ -564,7 +564,8 @@ static void layout(sp__evm_server *s, size_t model_size)
     s->in_cap = l->max_request_line + l->max_header_bytes + SP__EVM_IN_SLACK;
     s->io_out_off = ALIGN64(s->in_cap);
     s->io_hdr_off = ALIGN64(s->io_out_off + SP__EVM_OUT_CAP);
-    s->io_size = ALIGN64(s->io_hdr_off + l->max_headers * sizeof(sp_http_header));
+    s->io_act_off = ALIGN64(s->io_hdr_off + l->max_headers * sizeof(sp_http_header));
+    s->io_size = ALIGN64(s->io_act_off + sizeof(sp_http_action));
 }
 
 int sp__evm_io_get(sp__evm_conn *c)
@@ -578,8 +579,10 @@ int sp__evm_io_get(sp__evm_conn *c)
         return -1;
     c->in = b;
     c->out = b + s->io_out_off;
-    /* Nothing is parsed while no block is held (no byte is buffered). */
+    /* Nothing is parsed or routed while no block is held (no byte is
+     * buffered, no request is in hand). */
     c->req.headers = (sp_http_header *)(void *)(b + s->io_hdr_off);
+    c->act = (sp_http_action *)(void *)(b + s->io_act_off);
     return 0;
 }
 
@@ -592,6 +595,7 @@ static void io_release(sp__evm_server *s, sp__evm_conn *c)
     sp_conn_io_give(&s->io, c->in, s->io_size, SIZE_MAX);
     c->in = c->out = NULL;
     c->req.headers = NULL;
+    c->act = NULL;
 }
 
 void sp__evm_io_put(sp__evm_conn *c)

@@ -251,13 +251,13 @@ static int conn_run(sl_conn *c)
         /* ---- the answer ---- */
         if (c->r == SP__EVM_FAIL) {
             c->closing = true; /* an error page is queued */
-        } else if (x->act.kind == SP_HTTP_ACT_RESPOND) {
+        } else if (x->act->kind == SP_HTTP_ACT_RESPOND) {
             sp__evm_reply(x);
-        } else if (x->act.kind == SP_HTTP_ACT_SLEEP) {
-            sp__evm_arm(x, SP__EVM_T_SLEEP, (int64_t)x->act.sleep_ms * SP__EVM_MS);
+        } else if (x->act->kind == SP_HTTP_ACT_SLEEP) {
+            sp__evm_arm(x, SP__EVM_T_SLEEP, (int64_t)x->act->sleep_ms * SP__EVM_MS);
             SP_SL_AWAIT(&c->co, sl_expired(c));
             sp__evm_reply(x);
-        } else if (x->act.kind == SP_HTTP_ACT_STATIC) {
+        } else if (x->act->kind == SP_HTTP_ACT_STATIC) {
             if (sp__evm_static_job(x)) {
                 c->job_done = false;
                 sp__evm_submit(x);
