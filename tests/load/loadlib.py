@@ -220,6 +220,40 @@ class Serve:
             self.proc.wait()
 
 
+class ConnServer:
+    """A listener on a free loopback port whose thread accepts n connections
+    one after another and hands each to on_conn(sock), closing it after:
+    for the tests that watch how the client opens and ends a connection."""
+
+    def __init__(self, n, on_conn):
+        self.n = n
+        self.on_conn = on_conn
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def url(self, path="/"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.thread.join(15)
+        self.sock.close()
+
+    def _accept(self):
+        for _ in range(self.n):
+            c, _ = self.sock.accept()
+            try:
+                self.on_conn(c)
+            finally:
+                c.close()
+
+
 def recv_head(c):
     """Reads from socket c up to the end of one request head; returns what
     it read (short if the peer closed first).  For one request a

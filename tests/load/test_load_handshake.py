@@ -6,11 +6,9 @@ work runs on the client's CPU, so a segment fewer is work saved per
 request."""
 import socket
 import struct
-import subprocess
 import sys
-import threading
 
-from loadlib import expect, fail, recv_head, response, skip
+from loadlib import ConnServer, expect, fail, recv_head, response, run_load, skip
 
 spindle = sys.argv[1]
 if not sys.platform.startswith("linux") or not hasattr(socket, "TCP_INFO"):
@@ -20,34 +18,24 @@ if not sys.platform.startswith("linux") or not hasattr(socket, "TCP_INFO"):
 # tcpi_segs_in are the two u32 at byte 136.
 SEGS_OFF = 136
 N = 5
-
-srv = socket.socket()
-srv.bind(("127.0.0.1", 0))
-srv.listen(16)
-port = srv.getsockname()[1]
 seen = []
 
 
-def serve():
-    for _ in range(N):
-        c, _ = srv.accept()
-        recv_head(c)
-        info = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
-        if len(info) < SEGS_OFF + 8:
-            seen.append(None)
-        else:
-            seen.append(struct.unpack_from("II", info, SEGS_OFF)[1])
-        c.sendall(response(extra="Connection: close\r\n"))
-        c.close()
+def serve(c):
+    recv_head(c)
+    info = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    if len(info) < SEGS_OFF + 8:
+        seen.append(None)
+    else:
+        seen.append(struct.unpack_from("II", info, SEGS_OFF)[1])
+    c.sendall(response(extra="Connection: close\r\n"))
 
 
-t = threading.Thread(target=serve, daemon=True)
-t.start()
-p = subprocess.run([spindle, "load", "-c", "1", "-n", str(N), "--no-keepalive",
-                    f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=60)
-t.join(10)
-if p.returncode != 0:
-    fail(f"spindle load failed ({p.returncode}): {p.stderr[-300:]}")
+with ConnServer(N, serve) as srv:
+    rc, _, err = run_load(spindle, "-c", "1", "-n", str(N), "--no-keepalive", srv.url(),
+                          timeout=60)
+if rc != 0:
+    fail(f"spindle load failed ({rc}): {err[-300:]}")
 if None in seen:
     skip("this kernel's tcp_info has no segment counts")
 expect(len(seen) == N, f"{N} connections served (got {len(seen)})")
