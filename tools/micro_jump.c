@@ -12,9 +12,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #include "arch/ctx.h"
+#include "bench.h"
 
 #define JUMP_STACK (64 * 1024)
 
@@ -43,13 +43,6 @@ typedef struct jump_pair {
 JUMP_BODIES(fp, 1)
 JUMP_BODIES(nofp, 0)
 
-static double now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
 double micro_jump(long iters, int fp)
 {
     char *mem = mmap(NULL, 2 * JUMP_STACK, PROT_READ | PROT_WRITE,
@@ -60,9 +53,9 @@ double micro_jump(long iters, int fp)
     /* Entry functions never return here (link NULL: sp__asm_exit aborts). */
     p.a_sp = sp__asm_make(mem + JUMP_STACK, fp ? jump_a_fp : jump_a_nofp, NULL);
     p.b_sp = sp__asm_make(mem + 2 * JUMP_STACK, fp ? jump_b_fp : jump_b_nofp, NULL);
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     sp__asm_jump(&p.main_sp, p.a_sp, &p, 1);
-    double t = now_ns() - t0;
+    double t = bench_now_ns() - t0;
     munmap(mem, 2 * JUMP_STACK);
     /* b ran once for each of a's switches to it: 2 * iters switches. */
     if (p.b_turns != iters)
